@@ -1,0 +1,189 @@
+"""The ``Predictive`` base: one object for every predictive distribution.
+
+A ``Predictive`` is a distribution over the outcome for every element of a *batch*
+(inputs, or [days, routes], ...). Concrete kinds store their parameters with a leading
+*sample axis* (posterior samples / mixture components / draws) followed by the batch axes,
+so ``batch_shape`` is everything after the sample axis. Every kind is a registered pytree:
+it passes through ``jit``, ``vmap`` and ``lax.scan`` like an array.
+
+Conventions for arguments that are evaluated against the distribution (``log_prob(y)``,
+``cdf(t)``, ``quantile(q)``): the argument broadcasts against ``batch_shape`` in the NumPy way,
+and the result has the broadcast shape. A scalar threshold therefore gives one value per batch
+element, and ``q`` of shape ``[Q, 1, ..., 1]`` gives ``[Q, *batch_shape]``.
+
+Kinds (all final; build them through the constructors below):
+
+- ``Point``: a Dirac at ``values`` (a point predictor).
+- ``GaussianMixture``: weighted mixture of Gaussians; a single Gaussian is a one-component
+  mixture. Regression posteriors (ensembles, MCMC, Laplace, VI) produce this.
+- ``Samples``: raw predictive draws (an external sampler, a simulator).
+- ``Categorical``: mixture over posterior samples of class probabilities (classification).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import jax
+import jax.numpy as jnp
+
+from bdl._validation import as_float, check_probability
+
+
+class Predictive(abc.ABC):
+    """Abstract base of every predictive distribution. See the module docstring."""
+
+    # ----------------------------------------------------------------- constructors
+    @staticmethod
+    def point(values) -> Predictive:
+        """A Dirac predictive at ``values`` (shape ``batch_shape``)."""
+        from bdl.predictive._point import Point
+
+        return Point.create(values)
+
+    @staticmethod
+    def gaussian(loc, scale) -> Predictive:
+        """One Gaussian per batch element: ``loc``, ``scale`` broadcast to ``batch_shape``."""
+        from bdl.predictive._mixture import GaussianMixture
+
+        loc, scale = jnp.broadcast_arrays(as_float(loc), as_float(scale))
+        return GaussianMixture.create(loc[None], scale[None])
+
+    @staticmethod
+    def gaussian_mixture(loc, scale, weights=None) -> Predictive:
+        """A mixture of Gaussians; ``loc``/``scale`` are ``[S, *batch_shape]``.
+
+        ``weights`` is ``None`` (uniform), ``[S]`` or ``[S, *batch_shape]`` and sums to one over
+        the sample axis.
+        """
+        from bdl.predictive._mixture import GaussianMixture
+
+        return GaussianMixture.create(loc, scale, weights)
+
+    @staticmethod
+    def categorical(probs=None, *, logits=None, weights=None) -> Predictive:
+        """A mixture of categoricals; ``probs`` or ``logits`` is ``[S, *batch_shape, C]``."""
+        from bdl.predictive._categorical import Categorical
+
+        return Categorical.create(probs=probs, logits=logits, weights=weights)
+
+    @staticmethod
+    def from_samples(samples) -> Predictive:
+        """An empirical predictive from raw draws ``samples`` of shape ``[N, *batch_shape]``."""
+        from bdl.predictive._samples import Samples
+
+        return Samples.create(samples)
+
+    # ----------------------------------------------------------------- structure
+    @property
+    @abc.abstractmethod
+    def batch_shape(self) -> tuple[int, ...]:
+        """Shape of the batch (everything after the sample axis)."""
+
+    @property
+    @abc.abstractmethod
+    def num_samples(self) -> int:
+        """Size of the sample axis (mixture components / draws); 1 for a point predictor."""
+
+    @property
+    def is_classification(self) -> bool:
+        """True for distributions over class labels."""
+        return False
+
+    # ----------------------------------------------------------------- moments
+    def mean(self) -> jax.Array:
+        """Predictive mean, shape ``batch_shape``."""
+        return self._unsupported("mean")
+
+    def aleatoric_variance(self) -> jax.Array:
+        """Expected observation-noise variance E_theta[Var(y | theta)], ``batch_shape``."""
+        return self._unsupported("aleatoric_variance")
+
+    def epistemic_variance(self) -> jax.Array:
+        """Variance of the mean over the posterior Var_theta[E(y | theta)], ``batch_shape``."""
+        return self._unsupported("epistemic_variance")
+
+    def variance(self) -> jax.Array:
+        """Total predictive variance (aleatoric + epistemic), shape ``batch_shape``."""
+        return self.aleatoric_variance() + self.epistemic_variance()
+
+    def std(self) -> jax.Array:
+        """Predictive standard deviation, shape ``batch_shape``."""
+        return jnp.sqrt(self.variance())
+
+    # ----------------------------------------------------------------- distribution
+    def log_prob(self, y) -> jax.Array:
+        """Log density (regression) or log probability (classification) of ``y``."""
+        return self._unsupported("log_prob")
+
+    def cdf(self, t) -> jax.Array:
+        """P(Y <= t); ``t`` broadcasts against ``batch_shape``."""
+        return self._unsupported("cdf")
+
+    def quantile(self, q) -> jax.Array:
+        """Inverse CDF at probability ``q`` in [0, 1]; broadcasts against ``batch_shape``."""
+        return self._unsupported("quantile")
+
+    def interval(self, level=0.9) -> tuple[jax.Array, jax.Array]:
+        """Central interval ``(lower, upper)`` holding probability ``level`` in [0, 1]."""
+        check_probability("level", level)
+        level = as_float(level)
+        return self.quantile((1.0 - level) / 2.0), self.quantile((1.0 + level) / 2.0)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` draws from the predictive, shape ``[n, *batch_shape]``."""
+        return self._unsupported("sample")
+
+    # ----------------------------------------------------------------- classification
+    def probs(self) -> jax.Array:
+        """Posterior-averaged class probabilities, shape ``[*batch_shape, C]``."""
+        return self._unsupported("probs")
+
+    def entropy(self) -> jax.Array:
+        """Entropy of the predictive (total uncertainty), shape ``batch_shape``."""
+        return self._unsupported("entropy")
+
+    def expected_entropy(self) -> jax.Array:
+        """Posterior-averaged entropy E_theta[H(y | theta)] (aleatoric), ``batch_shape``."""
+        return self._unsupported("expected_entropy")
+
+    def mutual_information(self) -> jax.Array:
+        """Mutual information between y and theta (epistemic): entropy - expected entropy."""
+        return self.entropy() - self.expected_entropy()
+
+    # ----------------------------------------------------------------- helpers
+    def _unsupported(self, name: str):
+        raise NotImplementedError(
+            f"{type(self).__name__} predictive does not define `{name}()`."
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(batch_shape={self.batch_shape}, "
+            f"num_samples={self.num_samples})"
+        )
+
+
+def expand_to(param: jax.Array, shape: tuple[int, ...], n_batch: int) -> jax.Array:
+    """Insert singleton axes after the sample axis of ``param`` ``[S, *batch]`` so it
+    broadcasts against an evaluation array of ``shape`` (which ends in the batch shape)."""
+    extra = len(shape) - n_batch
+    if extra <= 0:
+        return param
+    return param.reshape(param.shape[:1] + (1,) * extra + param.shape[1:])
+
+
+def broadcast_eval(x, batch_shape: tuple[int, ...], name: str) -> tuple[jax.Array, tuple]:
+    """``x`` as float and the broadcast shape of ``x`` with ``batch_shape``; a clear error
+    naming ``name`` if they do not broadcast."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    try:
+        shape = jnp.broadcast_shapes(x.shape, batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` of shape {x.shape} does not broadcast against the predictive's "
+            f"batch shape {batch_shape}."
+        ) from None
+    return x, shape
