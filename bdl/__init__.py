@@ -1,6 +1,17 @@
 """bdl: Bayesian deep learning in JAX/Flax with decision-aware evaluation."""
 
+from bdl import approximators, likelihoods, models, priors, training
+from bdl.approximators import available, fit
 from bdl.predictive import Predictive
 
-__all__ = ["Predictive"]
+__all__ = [
+    "Predictive",
+    "approximators",
+    "available",
+    "fit",
+    "likelihoods",
+    "models",
+    "priors",
+    "training",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,20 @@
+"""Posterior approximators behind ``bdl.fit``."""
+
+from bdl.approximators._ensemble import fit_ensemble
+from bdl.approximators._io import load, save
+from bdl.approximators._map import fit_map
+from bdl.approximators._options import TrainOptions
+from bdl.approximators._posterior import ParticlePosterior
+from bdl.approximators._registry import available, fit, register
+
+__all__ = [
+    "ParticlePosterior",
+    "TrainOptions",
+    "available",
+    "fit",
+    "fit_ensemble",
+    "fit_map",
+    "load",
+    "save",
+    "register",
+]

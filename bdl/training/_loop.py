@@ -1,0 +1,201 @@
+"""Training: a jitted ``lax.scan`` epoch, chunks of epochs, and a thin host loop.
+
+Everything inside ``run_chunk`` is a pure function of ``(state, data)``, so ``jax.vmap`` over
+a leading member/seed axis of the state trains many networks in one compiled program. The
+host loop only decides when to stop, shows progress and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+
+from bdl.models import Params
+from bdl.training._data import Batch
+
+
+class TrainState(NamedTuple):
+    """State of one training run (add a leading axis to train several under ``vmap``).
+
+    Attributes:
+      params: current parameters ``{"net": ..., "lik": ...}``.
+      opt_state: optax state of ``params``.
+      key_data: raw PRNG key data (``jax.random.key_data``) for minibatch shuffling.
+      epoch: number of epochs done (int32 scalar).
+      best_params: parameters with the lowest validation loss so far (== params without
+        validation data).
+      best_loss: that validation loss (+inf before the first evaluation).
+      since_best: chunks since ``best_loss`` last improved.
+    """
+
+    params: Params
+    opt_state: Any
+    key_data: jax.Array
+    epoch: jax.Array
+    best_params: Params
+    best_loss: jax.Array
+    since_best: jax.Array
+
+
+class ChunkLog(NamedTuple):
+    """What one chunk of epochs reports: mean training loss per epoch ``[E]`` and the
+    validation loss at the end of the chunk (nan without validation data)."""
+
+    train_loss: jax.Array
+    val_loss: jax.Array
+
+
+def init_state(key: jax.Array, params: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """Fresh training state for ``params``."""
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        key_data=jax.random.key_data(key),
+        epoch=jnp.zeros((), jnp.int32),
+        best_params=params,
+        best_loss=jnp.full((), jnp.inf, jnp.float32),
+        since_best=jnp.zeros((), jnp.int32),
+    )
+
+
+def build_epoch(
+    loss_fn: Callable[[Params, Batch], jax.Array],
+    optimizer: optax.GradientTransformation,
+    num_data: int,
+    batch_size: int,
+) -> Callable[[TrainState, Batch], tuple[TrainState, jax.Array]]:
+    """One epoch: shuffle, then ``lax.scan`` an optimiser step over ``num_data // batch_size``
+    minibatches (the last partial batch is dropped; ``batch_size >= num_data`` = full batch,
+    no shuffling). Returns the new state and the mean training loss of the epoch."""
+    full_batch = batch_size >= num_data
+    num_batches = 1 if full_batch else num_data // batch_size
+
+    def step(carry, batch):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch(state: TrainState, data: Batch) -> tuple[TrainState, jax.Array]:
+        key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))
+        if full_batch:
+            (params, opt_state), losses = step((state.params, state.opt_state), data)
+        else:
+            perm = jax.random.permutation(sub, num_data)[: num_batches * batch_size]
+            idx = perm.reshape(num_batches, batch_size)
+
+            def minibatch_step(carry, rows):
+                return step(carry, jax.tree.map(lambda a: a[rows], data))
+
+            (params, opt_state), losses = jax.lax.scan(
+                minibatch_step, (state.params, state.opt_state), idx
+            )
+        state = state._replace(
+            params=params,
+            opt_state=opt_state,
+            key_data=jax.random.key_data(key),
+            epoch=state.epoch + 1,
+        )
+        return state, jnp.mean(losses)
+
+    return epoch
+
+
+def build_chunk(
+    epoch_fn: Callable[[TrainState, Batch], tuple[TrainState, jax.Array]],
+    val_loss_fn: Callable[[Params, Batch], jax.Array] | None,
+) -> Callable[[TrainState, Batch, Batch | None, int], tuple[TrainState, ChunkLog]]:
+    """``num_epochs`` epochs as one ``lax.scan``, then a validation check that keeps the best
+    parameters. ``num_epochs`` is static (one compilation per distinct value)."""
+
+    def run_chunk(state: TrainState, data: Batch, val_data: Batch | None, num_epochs: int):
+        state, losses = jax.lax.scan(lambda s, _: epoch_fn(s, data), state, None, num_epochs)
+        if val_loss_fn is None or val_data is None:
+            return state._replace(best_params=state.params), ChunkLog(losses, jnp.nan)
+        val = val_loss_fn(state.params, val_data)
+        better = val < state.best_loss
+        state = state._replace(
+            best_params=jax.tree.map(
+                lambda new, old: jnp.where(better, new, old), state.params, state.best_params
+            ),
+            best_loss=jnp.where(better, val, state.best_loss),
+            since_best=jnp.where(better, 0, state.since_best + 1),
+        )
+        return state, ChunkLog(losses, val)
+
+    return run_chunk
+
+
+def train(
+    state: TrainState,
+    run_chunk: Callable,
+    data: Batch,
+    val_data: Batch | None,
+    *,
+    epochs: int,
+    chunk_epochs: int | None = None,
+    patience: int | None = None,
+    progress: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    description: str = "training",
+) -> tuple[TrainState, dict[str, np.ndarray]]:
+    """Host loop: run jitted chunks of epochs until ``epochs`` are done or early stopping.
+
+    ``run_chunk`` must already be jitted (and vmapped when ``state`` has a member axis).
+    Early stopping (with ``val_data`` and ``patience``): stop once no member improved its
+    validation loss for ``patience`` consecutive chunks. With ``checkpoint_dir`` the state is
+    written atomically after each chunk and a later call with the same directory resumes from
+    it. Returns the final state and a history dict of per-epoch training losses and per-chunk
+    validation losses (numpy, with a leading member axis when vmapped).
+    """
+    chunk_epochs = chunk_epochs or max(1, min(epochs, 100))
+    ckpt = Path(checkpoint_dir) / "train_state.msgpack" if checkpoint_dir else None
+    if ckpt is not None and ckpt.exists():
+        state = serialization.from_bytes(state, ckpt.read_bytes())
+    done = int(np.max(np.asarray(state.epoch)))
+    train_hist, val_hist = [], []
+    bar = _progress_bar(progress, epochs, done, description)
+    while done < epochs:
+        n = min(chunk_epochs, epochs - done)
+        state, log = run_chunk(state, data, val_data, n)
+        done += n
+        train_hist.append(np.asarray(log.train_loss))
+        val_hist.append(np.asarray(log.val_loss))
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix(loss=float(np.mean(train_hist[-1])), val=float(np.mean(val_hist[-1])))
+        if ckpt is not None:
+            _atomic_write(ckpt, serialization.to_bytes(state))
+        if patience is not None and val_data is not None:
+            if np.all(np.asarray(state.since_best) >= patience):
+                break
+    if bar is not None:
+        bar.close()
+    history = {
+        "train_loss": np.concatenate(train_hist, axis=-1) if train_hist else np.zeros((0,)),
+        "val_loss": np.stack(val_hist, axis=-1) if val_hist else np.zeros((0,)),
+    }
+    return state, history
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, description: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=description, unit="epoch", leave=False)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
