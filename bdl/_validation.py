@@ -82,7 +82,9 @@ def check_simplex(name: str, p, axis: int, atol: float = 1e-4) -> None:
 def check_shape(name: str, x, expected: Sequence[int | None]) -> None:
     """Raise ``ValueError`` unless ``x.shape`` matches ``expected`` (``None`` = any size)."""
     shape = tuple(np.shape(x))
-    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    ok = len(shape) == len(expected) and all(
+        e is None or e == s for s, e in zip(shape, expected, strict=True)
+    )
     if not ok:
         want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"`{name}` has shape {shape}; expected {want}.")
@@ -91,4 +93,6 @@ def check_shape(name: str, x, expected: Sequence[int | None]) -> None:
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``, listing them."""
     if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(map(repr, choices))}.")
+        raise ValueError(
+            f"Unknown {name} {value!r}; choose one of: {', '.join(map(repr, choices))}."
+        )

@@ -9,7 +9,9 @@ it passes through ``jit``, ``vmap`` and ``lax.scan`` like an array.
 Conventions for arguments that are evaluated against the distribution (``log_prob(y)``,
 ``cdf(t)``, ``quantile(q)``): the argument broadcasts against ``batch_shape`` in the NumPy way,
 and the result has the broadcast shape. A scalar threshold therefore gives one value per batch
-element, and ``q`` of shape ``[Q, 1, ..., 1]`` gives ``[Q, *batch_shape]``.
+element, and ``q`` of shape ``[Q, 1, ..., 1]`` gives ``[Q, *batch_shape]``. (So pass observed
+``y`` with the batch shape itself: a column ``[N, 1]`` against batch ``[N]`` gives ``[N, N]``.)
+``take`` selects batch elements, e.g. one route of a ``[days, routes]`` predictive.
 
 Kinds (all final; build them through the constructors below):
 
@@ -23,15 +25,20 @@ Kinds (all final; build them through the constructors below):
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from bdl._validation import as_float, check_probability
+from bdl._validation import as_float, check_probability, is_concrete
 
 
 class Predictive(abc.ABC):
     """Abstract base of every predictive distribution. See the module docstring."""
+
+    # Axis of every parameter array where the batch axes begin (after the sample axis).
+    _batch_start: ClassVar[int] = 1
 
     # ----------------------------------------------------------------- constructors
     @staticmethod
@@ -46,8 +53,11 @@ class Predictive(abc.ABC):
         """One Gaussian per batch element: ``loc``, ``scale`` broadcast to ``batch_shape``."""
         from bdl.predictive._mixture import GaussianMixture
 
-        loc, scale = jnp.broadcast_arrays(as_float(loc), as_float(scale))
-        return GaussianMixture.create(loc[None], scale[None])
+        loc, scale = as_float(loc), as_float(scale)
+        shape = broadcast_shape(scale, loc.shape, "scale", "`loc`")
+        return GaussianMixture.create(
+            jnp.broadcast_to(loc, shape)[None], jnp.broadcast_to(scale, shape)[None]
+        )
 
     @staticmethod
     def gaussian_mixture(loc, scale, weights=None) -> Predictive:
@@ -89,6 +99,26 @@ class Predictive(abc.ABC):
     def is_classification(self) -> bool:
         """True for distributions over class labels."""
         return False
+
+    def take(self, indices, axis: int = 0) -> Predictive:
+        """The predictive of the batch elements ``indices`` along batch axis ``axis``.
+
+        Works like ``jnp.take`` on every parameter: an integer index drops the axis, an index
+        array keeps it. E.g. ``pred.take(2, axis=-1)`` is route 2 of a ``[days, routes]``
+        predictive.
+        """
+        n_batch = len(self.batch_shape)
+        if not -n_batch <= axis < n_batch:
+            raise ValueError(f"`axis` {axis} is out of range for batch shape {self.batch_shape}.")
+        size = self.batch_shape[axis]
+        if is_concrete(indices):
+            idx = np.asarray(indices)
+            if idx.dtype.kind not in "iu" or np.any((idx < -size) | (idx >= size)):
+                raise ValueError(
+                    f"`indices` must be integers in [{-size}, {size}) for axis {axis}."
+                )
+        where = self._batch_start + axis % n_batch
+        return jax.tree.map(lambda x: jnp.take(x, indices, axis=where), self)
 
     # ----------------------------------------------------------------- moments
     def mean(self) -> jax.Array:
@@ -148,42 +178,43 @@ class Predictive(abc.ABC):
         return self._unsupported("expected_entropy")
 
     def mutual_information(self) -> jax.Array:
-        """Mutual information between y and theta (epistemic): entropy - expected entropy."""
-        return self.entropy() - self.expected_entropy()
+        """Mutual information between y and theta (epistemic): entropy - expected entropy.
+
+        Clipped at zero, so float rounding never makes it negative.
+        """
+        return jnp.maximum(self.entropy() - self.expected_entropy(), 0.0)
 
     # ----------------------------------------------------------------- helpers
     def _unsupported(self, name: str):
-        raise NotImplementedError(
-            f"{type(self).__name__} predictive does not define `{name}()`."
-        )
+        raise NotImplementedError(f"{type(self).__name__} predictive does not define `{name}()`.")
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(batch_shape={self.batch_shape}, "
-            f"num_samples={self.num_samples})"
+            f"{type(self).__name__}(batch_shape={self.batch_shape}, num_samples={self.num_samples})"
         )
 
 
 def expand_to(param: jax.Array, shape: tuple[int, ...], n_batch: int) -> jax.Array:
-    """Insert singleton axes after the sample axis of ``param`` ``[S, *batch]`` so it
-    broadcasts against an evaluation array of ``shape`` (which ends in the batch shape)."""
+    """``param`` ``[S, *batch]`` reshaped to ``[S, 1, ..., 1, *batch]`` with ``1 + len(shape)``
+    axes, so it broadcasts against ``x[None]`` for an evaluation array ``x`` of ``shape`` (which
+    ends in the batch shape)."""
     extra = len(shape) - n_batch
-    if extra <= 0:
-        return param
     return param.reshape(param.shape[:1] + (1,) * extra + param.shape[1:])
 
 
-def broadcast_eval(x, batch_shape: tuple[int, ...], name: str) -> tuple[jax.Array, tuple]:
-    """``x`` as float and the broadcast shape of ``x`` with ``batch_shape``; a clear error
-    naming ``name`` if they do not broadcast."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
+def broadcast_shape(x, shape: tuple[int, ...], name: str, against: str) -> tuple[int, ...]:
+    """The broadcast of ``x.shape`` with ``shape``; a ``ValueError`` naming ``name`` if none."""
     try:
-        shape = jnp.broadcast_shapes(x.shape, batch_shape)
+        return jnp.broadcast_shapes(jnp.shape(x), tuple(shape))
     except ValueError:
         raise ValueError(
-            f"`{name}` of shape {x.shape} does not broadcast against the predictive's "
-            f"batch shape {batch_shape}."
+            f"`{name}` of shape {jnp.shape(x)} does not broadcast against {against} of "
+            f"shape {tuple(shape)}."
         ) from None
-    return x, shape
+
+
+def broadcast_eval(x, batch_shape: tuple[int, ...], name: str) -> jax.Array:
+    """``x`` as a float array broadcast to its broadcast shape with ``batch_shape`` (the shape
+    of every result); a clear error naming ``name`` if they do not broadcast."""
+    x = as_float(x)
+    return jnp.broadcast_to(x, broadcast_shape(x, batch_shape, name, "the batch shape"))

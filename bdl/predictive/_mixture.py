@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +16,13 @@ from bdl._validation import (
     check_probability,
     check_simplex,
 )
-from bdl.predictive._base import Predictive, broadcast_eval, expand_to
+from bdl.predictive._base import Predictive, broadcast_eval, broadcast_shape, expand_to
 
 _LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
 _BISECTION_STEPS = 64
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
 class GaussianMixture(Predictive):
     """Mixture over a leading sample axis of Gaussians.
 
@@ -37,19 +38,18 @@ class GaussianMixture(Predictive):
 
     @classmethod
     def create(cls, loc, scale, weights=None) -> GaussianMixture:
+        """``loc`` is ``[S, *batch_shape]``; ``scale`` broadcasts to it (a scalar is fine)."""
         loc, scale = as_float(loc), as_float(scale)
         if loc.ndim == 0:
             raise ValueError("`loc` needs a leading sample axis: shape [S, *batch_shape].")
         check_finite("loc", loc)
         check_positive("scale", scale)
-        try:
-            loc, scale = jnp.broadcast_arrays(loc, scale)
-        except ValueError:
+        if broadcast_shape(scale, loc.shape, "scale", "`loc`") != loc.shape:
             raise ValueError(
-                f"`scale` of shape {jnp.shape(scale)} does not broadcast against `loc` of "
-                f"shape {loc.shape}."
-            ) from None
-        return cls(loc, scale, _normalise_weights(weights, loc.shape))
+                f"`scale` of shape {scale.shape} must broadcast to `loc`'s {loc.shape}."
+            )
+        scale = jnp.broadcast_to(scale, loc.shape)
+        return cls(loc, scale, normalise_weights(weights, loc.shape, loc.dtype))
 
     # structure
     @property
@@ -60,58 +60,66 @@ class GaussianMixture(Predictive):
     def num_samples(self) -> int:
         return int(self.loc.shape[0])
 
-    # moments
+    # moments (the math is jitted here so eager calls compile once per shape, not per op)
+    @jax.jit
     def mean(self) -> jax.Array:
         return jnp.sum(self.weights * self.loc, axis=0)
 
+    @jax.jit
     def aleatoric_variance(self) -> jax.Array:
         return jnp.sum(self.weights * self.scale**2, axis=0)
 
+    @jax.jit
     def epistemic_variance(self) -> jax.Array:
-        return jnp.sum(self.weights * (self.loc - self.mean()) ** 2, axis=0)
+        return jnp.sum(self.weights * (self.loc - self.mean()[None]) ** 2, axis=0)
 
     # distribution
+    @jax.jit
     def log_prob(self, y) -> jax.Array:
-        y, shape = broadcast_eval(y, self.batch_shape, "y")
-        loc, scale, logw = self._expanded(shape)
-        z = (y - loc) / scale
-        comp = -0.5 * z**2 - jnp.log(scale) - _LOG_SQRT_2PI
-        return logsumexp(comp + logw, axis=0)
+        y = broadcast_eval(y, self.batch_shape, "y")
+        loc, scale, weights = self._expanded(y.shape)
+        z = (y[None] - loc) / scale
+        return logsumexp(-0.5 * z**2 - jnp.log(scale) - _LOG_SQRT_2PI, axis=0, b=weights)
 
+    @jax.jit
     def cdf(self, t) -> jax.Array:
-        t, shape = broadcast_eval(t, self.batch_shape, "t")
-        return self._cdf(t, shape)
+        return self._cdf(broadcast_eval(t, self.batch_shape, "t"))
 
     def quantile(self, q) -> jax.Array:
         """Exact mixture quantile: vectorised bisection on the mixture CDF.
 
-        The bracket spans every component's +-12 sd, so it holds all quantiles representable
-        in float32; 64 halvings reach the float resolution of the bracket.
-        ``q = 0`` and ``q = 1`` return -inf and +inf.
+        The bracket spans every component's +-12 sd, so it holds the quantile of every q in
+        [1e-30, 1); 64 halvings reach the float resolution of the bracket.
+        ``q = 0`` and ``q = 1`` return -inf and +inf (the ends of the support).
         """
         check_probability("q", q)
-        q, shape = broadcast_eval(q, self.batch_shape, "q")
-        q = jnp.broadcast_to(q, shape)
-        lo = jnp.broadcast_to(jnp.min(self.loc - 12.0 * self.scale, axis=0), shape)
-        hi = jnp.broadcast_to(jnp.max(self.loc + 12.0 * self.scale, axis=0), shape)
+        return self._quantile(q)
+
+    @jax.jit
+    def _quantile(self, q):
+        q = broadcast_eval(q, self.batch_shape, "q")
+        lo = jnp.broadcast_to(jnp.min(self.loc - 12.0 * self.scale, axis=0), q.shape)
+        hi = jnp.broadcast_to(jnp.max(self.loc + 12.0 * self.scale, axis=0), q.shape)
 
         def halve(_, bracket):
             lo, hi = bracket
             mid = 0.5 * (lo + hi)
-            below = self._cdf(mid, shape) < q
+            below = self._cdf(mid) < q
             return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
 
         lo, hi = jax.lax.fori_loop(0, _BISECTION_STEPS, halve, (lo, hi))
-        x = 0.5 * (lo + hi)
-        x = jnp.where(q <= 0.0, -jnp.inf, x)
+        x = jnp.where(q <= 0.0, -jnp.inf, 0.5 * (lo + hi))
         return jnp.where(q >= 1.0, jnp.inf, x)
 
+    @functools.partial(jax.jit, static_argnames="n")
     def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` draws, ``[n, *batch_shape]``; a draw uses one component for the whole batch
+        wherever the weights agree (see ``pick_components``), so draws keep the posterior's
+        correlation across the batch."""
         k_comp, k_noise = jax.random.split(key)
-        logits = jnp.log(self.weights)  # [S, *B]
-        comp = jax.random.categorical(k_comp, logits, axis=0, shape=(n, *self.batch_shape))
-        loc = jnp.take_along_axis(self.loc[None], comp[:, None], axis=1)[:, 0]
-        scale = jnp.take_along_axis(self.scale[None], comp[:, None], axis=1)[:, 0]
+        comp = pick_components(k_comp, self.weights, n)
+        loc = jnp.take_along_axis(self.loc, comp, axis=0)
+        scale = jnp.take_along_axis(self.scale, comp, axis=0)
         return loc + scale * jax.random.normal(k_noise, loc.shape, loc.dtype)
 
     def entropy(self) -> jax.Array:
@@ -125,35 +133,41 @@ class GaussianMixture(Predictive):
     # helpers
     def _expanded(self, shape):
         n = len(self.batch_shape)
-        return (
-            expand_to(self.loc, shape, n),
-            expand_to(self.scale, shape, n),
-            expand_to(jnp.log(self.weights), shape, n),
-        )
+        return tuple(expand_to(a, shape, n) for a in (self.loc, self.scale, self.weights))
 
-    def _cdf(self, t, shape):
-        n = len(self.batch_shape)
-        loc, scale = expand_to(self.loc, shape, n), expand_to(self.scale, shape, n)
-        return jnp.sum(expand_to(self.weights, shape, n) * ndtr((t - loc) / scale), axis=0)
+    def _cdf(self, t):
+        loc, scale, weights = self._expanded(t.shape)
+        return jnp.sum(weights * ndtr((t[None] - loc) / scale), axis=0)
 
 
-def _normalise_weights(weights, shape) -> jax.Array:
-    """Weights broadcast to ``shape`` = ``[S, *batch]``; uniform when ``None``."""
+def normalise_weights(weights, shape: tuple[int, ...], dtype) -> jax.Array:
+    """Posterior weights ``[S]`` or ``[S, *batch]`` broadcast to ``shape`` = ``[S, *batch]``;
+    uniform when ``None``."""
     if weights is None:
-        return jnp.full(shape, 1.0 / shape[0], dtype=jnp.result_type(float))
-    w = as_float(weights)
-    check_probability("weights", w)
+        return jnp.full(shape, 1.0 / shape[0], dtype=dtype)
+    w = as_float(weights).astype(dtype)
     if w.ndim == 1:
         w = w.reshape(w.shape + (1,) * (len(shape) - 1))
-    try:
-        w = jnp.broadcast_to(w, shape)
-    except ValueError:
+    if w.ndim != len(shape) or broadcast_shape(w, shape, "weights", "the samples") != shape:
         raise ValueError(
-            f"`weights` of shape {jnp.shape(weights)} does not match the sample axis of shape "
-            f"{shape}; give [S] or [S, *batch_shape]."
-        ) from None
+            f"`weights` has shape {jnp.shape(weights)}; give [S] or [S, *batch_shape] for "
+            f"samples of shape {shape}."
+        )
+    w = jnp.broadcast_to(w, shape)
     check_simplex("weights", w, axis=0)
     return w
+
+
+def pick_components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
+    """``n`` component indices ``[n, *batch]`` drawn from ``weights`` ``[S, *batch]``.
+
+    One uniform number per draw is shared by the batch (inverse-CDF sampling), so where the
+    weights agree across the batch every element gets the same component; each marginal is
+    exact either way.
+    """
+    u = jax.random.uniform(key, (n,) + (1,) * weights.ndim, weights.dtype)
+    edges = jnp.cumsum(weights, axis=0)[:-1]  # the last edge is 1: rounding goes to comp S-1
+    return jnp.sum(u >= edges[None], axis=1, dtype=jnp.int32)
 
 
 jax.tree_util.register_dataclass(

@@ -11,7 +11,7 @@ from bdl._validation import as_float, check_finite, check_probability
 from bdl.predictive._base import Predictive, broadcast_eval
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
 class Point(Predictive):
     """A Dirac at ``values`` (shape ``batch_shape``).
 
@@ -20,6 +20,7 @@ class Point(Predictive):
     """
 
     values: jax.Array
+    _batch_start = 0  # no sample axis: ``values`` is ``batch_shape``
 
     @classmethod
     def create(cls, values) -> Point:
@@ -45,17 +46,19 @@ class Point(Predictive):
         return jnp.zeros_like(self.values)
 
     def log_prob(self, y) -> jax.Array:
-        y, _ = broadcast_eval(y, self.batch_shape, "y")
-        return jnp.where(y == self.values, jnp.inf, -jnp.inf)
+        y = broadcast_eval(y, self.batch_shape, "y")
+        hit = y == jnp.broadcast_to(self.values, y.shape)
+        return jnp.where(hit, jnp.inf, -jnp.inf).astype(y.dtype)
 
     def cdf(self, t) -> jax.Array:
-        t, _ = broadcast_eval(t, self.batch_shape, "t")
-        return (t >= self.values).astype(t.dtype)
+        t = broadcast_eval(t, self.batch_shape, "t")
+        return (t >= jnp.broadcast_to(self.values, t.shape)).astype(t.dtype)
 
     def quantile(self, q) -> jax.Array:
+        """``values`` for every ``q`` in [0, 1] (the support is the single point)."""
         check_probability("q", q)
-        q, shape = broadcast_eval(q, self.batch_shape, "q")
-        return jnp.broadcast_to(self.values, shape)
+        q = broadcast_eval(q, self.batch_shape, "q")
+        return jnp.broadcast_to(self.values, q.shape)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         del key
