@@ -1,15 +1,17 @@
 """bdl: Bayesian deep learning in JAX/Flax with decision-aware evaluation."""
 
-from bdl import approximators, likelihoods, models, priors, training
+from bdl import approximators, decisions, likelihoods, metrics, models, priors, training
 from bdl.approximators import available, fit
 from bdl.predictive import Predictive
 
 __all__ = [
     "Predictive",
     "approximators",
+    "decisions",
     "available",
     "fit",
     "likelihoods",
+    "metrics",
     "models",
     "priors",
     "training",
