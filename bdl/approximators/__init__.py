@@ -6,14 +6,18 @@ from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators._registry import available, fit, register
+from bdl.approximators._vi import MeanField, VIPosterior, fit_vi
 
 __all__ = [
+    "MeanField",
     "ParticlePosterior",
     "TrainOptions",
+    "VIPosterior",
     "available",
     "fit",
     "fit_ensemble",
     "fit_map",
+    "fit_vi",
     "load",
     "save",
     "register",

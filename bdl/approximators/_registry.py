@@ -9,6 +9,7 @@ import jax
 
 from bdl.approximators._ensemble import fit_ensemble
 from bdl.approximators._map import fit_map
+from bdl.approximators._vi import fit_vi
 from bdl.likelihoods import Likelihood
 from bdl.models import as_network
 from bdl.training import as_key, check_inputs, prepare_data
@@ -17,6 +18,7 @@ from bdl.training import as_key, check_inputs, prepare_data
 _REGISTRY: dict[str, Callable[..., Any]] = {
     "map": fit_map,
     "ensemble": fit_ensemble,
+    "vi": fit_vi,
 }
 
 

@@ -72,32 +72,46 @@ def build_epoch(
     optimizer: optax.GradientTransformation,
     num_data: int,
     batch_size: int,
+    *,
+    loss_takes_key: bool = False,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, jax.Array]]:
     """One epoch: shuffle, then ``lax.scan`` an optimiser step over ``num_data // batch_size``
     minibatches (the last partial batch is dropped; ``batch_size >= num_data`` = full batch,
-    no shuffling). Returns the new state and the mean training loss of the epoch."""
+    no shuffling). Returns the new state and the mean training loss of the epoch.
+
+    With ``loss_takes_key=True`` the loss is ``loss_fn(params, batch, key)`` and every step
+    gets its own PRNG key (stochastic objectives such as the VI ELBO). Without it, the key
+    stream is exactly as before (deterministic losses give the same results)."""
     full_batch = batch_size >= num_data
     num_batches = 1 if full_batch else num_data // batch_size
 
-    def step(carry, batch):
+    def step(carry, inputs):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+        batch, step_key = inputs
+        args = (params, batch, step_key) if loss_takes_key else (params, batch)
+        loss, grads = jax.value_and_grad(loss_fn)(*args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def epoch(state: TrainState, data: Batch) -> tuple[TrainState, jax.Array]:
         key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))
+        step_keys = None
+        if loss_takes_key:
+            sub, k_steps = jax.random.split(sub)
+            step_keys = jax.random.split(k_steps, num_batches)
         if full_batch:
-            (params, opt_state), losses = step((state.params, state.opt_state), data)
+            first = None if step_keys is None else step_keys[0]
+            (params, opt_state), losses = step((state.params, state.opt_state), (data, first))
         else:
             perm = jax.random.permutation(sub, num_data)[: num_batches * batch_size]
             idx = perm.reshape(num_batches, batch_size)
 
-            def minibatch_step(carry, rows):
-                return step(carry, jax.tree.map(lambda a: a[rows], data))
+            def minibatch_step(carry, inputs):
+                rows, step_key = inputs
+                return step(carry, (jax.tree.map(lambda a: a[rows], data), step_key))
 
             (params, opt_state), losses = jax.lax.scan(
-                minibatch_step, (state.params, state.opt_state), idx
+                minibatch_step, (state.params, state.opt_state), (idx, step_keys)
             )
         state = state._replace(
             params=params,

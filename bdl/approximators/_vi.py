@@ -1,0 +1,361 @@
+"""Mean-field Gaussian variational inference (Bayes by backprop, Blundell et al. 2015).
+
+The approximate posterior is a factorised Gaussian over the network parameter pytree
+(``subset="all"``) or over the last dense layer alone (``subset="last_layer"``, the other
+layers fixed at a MAP fit): ``q(w) = prod_j N(w_j; loc_j, softplus(raw_scale_j)^2)``. It is
+fitted by maximising the reparameterised ELBO,
+``E_q[log p(y | x, w)] - kl_weight * KL(q || p)``, with the expectation estimated on a
+minibatch (scaled to the full data set) with ``num_mc_samples`` draws per step and the KL in
+closed form against the ``IsotropicGaussian`` prior (per-layer precisions through
+``prior.precision_tree``). Training is the training core's jitted ``lax.scan`` epoch with a
+per-step key; homoscedastic noise scales are point estimates fitted with the same objective.
+
+Distribution pieces come from ``numpyro.distributions`` (``Normal.rsample`` for the
+reparameterised draws, ``kl_divergence`` for the closed-form Normal-Normal KL). numpyro over
+distrax because it is the lighter, actively maintained dependency (distrax pulls in the
+TFP-on-JAX substrate and is in maintenance mode), its distributions are plain pytrees that
+trace under ``jit``/``vmap``/``grad`` leaf by leaf, and its KL registry covers the pair we need.
+Local reparameterisation / flipout are not offered: they need the layer structure (pre-
+activations), which the generic ``apply(params, x)`` view of a model deliberately hides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+from numpyro.distributions import Normal, kl_divergence
+
+from bdl._validation import check_choice, check_positive
+from bdl.approximators._map import fit_map
+from bdl.approximators._options import TrainOptions, split_options
+from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
+from bdl.likelihoods import Likelihood
+from bdl.models import Network, Params
+from bdl.predictive import Predictive
+from bdl.training import (
+    Batch,
+    build_chunk,
+    build_epoch,
+    check_inputs,
+    init_state,
+    split_validation,
+    train,
+)
+
+_OWN = ("num_mc_samples", "kl_weight", "init_scale", "subset", "map_epochs")
+KeyPath = tuple[Hashable, ...]  # keys from the root of the parameter tree to a subtree
+
+
+class MeanField(NamedTuple):
+    """Factorised Gaussian over a parameter pytree.
+
+    Attributes:
+      loc: means, a pytree shaped like the parameters it covers.
+      raw_scale: unconstrained scales, same structure; ``scale = softplus(raw_scale)``.
+    """
+
+    loc: Params
+    raw_scale: Params
+
+
+def init_mean_field(loc: Params, init_scale: float) -> MeanField:
+    """``q`` centred on ``loc`` with every standard deviation equal to ``init_scale``."""
+    raw = float(np.log(np.expm1(init_scale)))  # inverse softplus
+    return MeanField(loc, jax.tree.map(lambda a: jnp.full(jnp.shape(a), raw, jnp.float32), loc))
+
+
+def mean_field_scale(q: MeanField) -> Params:
+    """Standard deviations ``softplus(raw_scale)`` (pytree like ``q.loc``)."""
+    return jax.tree.map(jax.nn.softplus, q.raw_scale)
+
+
+def sample_mean_field(key: jax.Array, q: MeanField, num_samples: int) -> Params:
+    """Reparameterised draws ``w = loc + scale * eps``: a pytree of ``[S, *leaf_shape]``.
+
+    All factors are drawn as one flat vector (one PRNG call, which keeps compile times low)."""
+    loc, unravel = ravel_pytree(q.loc)
+    scale, _ = ravel_pytree(mean_field_scale(q))
+    draws = Normal(loc, scale).rsample(key, (num_samples,))  # [S, D]
+    return jax.vmap(unravel)(draws)
+
+
+def kl_to_prior(q: MeanField, precision: Params) -> jax.Array:
+    """``KL(q || N(0, 1/precision))`` summed over every parameter (scalar); ``precision`` is a
+    pytree like ``q.loc`` of per-leaf scalars (``IsotropicGaussian.precision_tree``)."""
+
+    def leaf(m, s, lam):
+        return jnp.sum(kl_divergence(Normal(m, s), Normal(0.0, jax.lax.rsqrt(lam))))
+
+    terms = jax.tree.map(leaf, q.loc, mean_field_scale(q), precision)
+    return sum(jax.tree.leaves(terms), jnp.float32(0.0))
+
+
+def elbo_loss(
+    apply: Callable[[Params, jax.Array], jax.Array],
+    likelihood: Likelihood,
+    precision: Params,
+    num_data: int,
+    *,
+    num_mc_samples: int = 1,
+    kl_weight: float = 1.0,
+    path: KeyPath = (),
+) -> Callable[[Params, Batch, jax.Array], jax.Array]:
+    """Negative ELBO per data point, ``loss(params, batch, key) -> scalar``.
+
+    ``params = {"net": MeanField, "lik": likelihood params, "fixed": network params}``; the
+    sampled subtree replaces ``fixed`` at ``path`` (``()``: the whole network, ``fixed`` unused).
+    With B examples in the batch, weights ``w`` and S draws the loss is
+    ``-((N / B) sum_i w_i mean_s log p(y_i | x_i, w_s) - kl_weight KL(q || p)) / N``:
+    an unbiased estimate of the negative (tempered) ELBO divided by N. Pure in ``key``, so
+    ``jax.vmap`` over keys (seeds) is safe.
+    """
+
+    def loss(params: Params, batch: Batch, key: jax.Array) -> jax.Array:
+        fixed = jax.lax.stop_gradient(params["fixed"])
+        draws = sample_mean_field(key, params["net"], num_mc_samples)
+        f = jax.vmap(lambda w: apply(_insert(fixed, path, w), batch["x"]))(draws)  # [S, B, out]
+        ll = jax.vmap(lambda fs: likelihood.log_likelihood(fs, batch["y"], params["lik"]))(f)
+        b = batch["x"].shape[0]
+        expected = (num_data / b) * jnp.sum(batch["w"] * jnp.mean(ll, axis=0))
+        kl = kl_to_prior(params["net"], precision)
+        return -(expected - kl_weight * kl) / num_data
+
+    return loss
+
+
+@dataclasses.dataclass(frozen=True)
+class VIPosterior:
+    """A mean-field Gaussian over (a subset of) the network parameters.
+
+    Attributes:
+      method: ``"vi"``.
+      network: the model's pure functions.
+      likelihood: the likelihood it was fitted with.
+      q: the variational ``MeanField`` over the subtree at ``path``.
+      lik_params: point estimates of the likelihood parameters (no sample axis).
+      fixed: full network parameters the subtree is inserted into (``{}`` for ``"all"``).
+      path: keys from the root of the parameters to the subtree (``()``: all of them).
+      info: history (``train_loss``/``val_loss`` per epoch/chunk, timings), options.
+      input_shape: shape of one input example.
+    """
+
+    method: str
+    network: Network
+    likelihood: Likelihood
+    q: MeanField
+    lik_params: Params
+    fixed: Params
+    path: KeyPath
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_shape: tuple[int, ...] = ()
+
+    @property
+    def elbo(self) -> np.ndarray:
+        """ELBO (full data set, KL weighted by ``kl_weight``) per epoch ``[E]``: the mean of
+        the per-step minibatch estimates of the epoch."""
+        return -self.info["num_train"] * np.asarray(self.info["history"]["train_loss"])
+
+    @property
+    def loc(self) -> Params:
+        return self.q.loc
+
+    @property
+    def scale(self) -> Params:
+        return mean_field_scale(self.q)
+
+    def sample_params(self, key: jax.Array, num_samples: int) -> Params:
+        """Full network parameter draws from ``q``, leading axis ``[S, ...]``."""
+        return _sample_full(self.path, self.fixed, self.q, key, int(num_samples))
+
+    def outputs(self, x, *, key: jax.Array, num_samples: int = 100,
+                chunk_size: int = DEFAULT_PREDICT_CHUNK) -> jax.Array:
+        """Network outputs ``[S, N, out]`` under ``S = num_samples`` parameter draws; inputs
+        in chunks of ``chunk_size`` (the same draws for every chunk)."""
+        x = check_inputs(x, "x")
+        return _sampled_outputs(self.network.apply, self.path, self.fixed, self.q, key, x,
+                                int(num_samples), int(chunk_size))
+
+    def predict(self, x, *, key: jax.Array | None = None, num_samples: int = 100,
+                chunk_size: int = DEFAULT_PREDICT_CHUNK) -> Predictive:
+        """Predictive for ``x`` ``[N, ...]``: the equally weighted mixture over
+        ``num_samples`` parameter draws (batch shape ``[N]``, or ``[N, D]``)."""
+        if key is None:
+            raise ValueError("`key` is required: VI's predict samples parameters; pass "
+                             "key=jax.random.key(seed).")
+        f = self.outputs(x, key=key, num_samples=num_samples, chunk_size=chunk_size)
+        return self.likelihood.predictive(f, _broadcast(self.lik_params, num_samples))
+
+    def to_particles(self, key: jax.Array, num_samples: int) -> ParticlePosterior:
+        """``num_samples`` draws as a ``ParticlePosterior`` (e.g. to ``save`` them)."""
+        particles = {"net": self.sample_params(key, num_samples),
+                     "lik": _broadcast(self.lik_params, num_samples)}
+        return ParticlePosterior(self.method, self.network, self.likelihood, particles,
+                                 self.info, self.input_shape)
+
+
+def fit_vi(
+    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch, **options: Any
+) -> VIPosterior:
+    """Mean-field Gaussian VI (Bayes by backprop).
+
+    Options: ``num_mc_samples`` (1) draws per step; ``kl_weight`` (1.0) multiplies the KL
+    (a temperature; < 1 = "cold"); ``init_scale`` (0.01) initial standard deviation of every
+    factor; ``subset`` (``"all"`` or ``"last_layer"``: the last dense layer, other layers fixed
+    at a MAP fit with the same training options); ``map_epochs`` (default ``epochs``) of that
+    MAP fit, 0 to take ``init_params`` as they are; and every ``TrainOptions`` field (the
+    prior must provide ``precision_tree``, e.g. ``IsotropicGaussian``).
+    """
+    train_opts, own = split_options(options, _OWN, "vi")
+    num_mc = int(own.get("num_mc_samples", 1))
+    if num_mc < 1:
+        raise ValueError(f"`num_mc_samples` must be >= 1; got {num_mc}.")
+    kl_weight = float(own.get("kl_weight", 1.0))
+    if kl_weight < 0:
+        raise ValueError(f"`kl_weight` must be >= 0; got {kl_weight}.")
+    init_scale = float(own.get("init_scale", 1e-2))
+    check_positive("init_scale", init_scale)
+    subset = own.get("subset", "all")
+    check_choice("subset", subset, ("all", "last_layer"))
+    prior = train_opts.prior
+    if not hasattr(prior, "precision_tree"):
+        raise TypeError(f"`prior` must provide precision_tree (IsotropicGaussian); got {prior!r}.")
+
+    k_map, k_init, k_val, k_train = jax.random.split(key, 4)
+    lik0 = likelihood.init_params()
+    if subset == "all":
+        start = train_opts.init_params
+        loc = network.init(k_init) if start is None else jax.tree.map(jnp.asarray, start)
+        fixed, path = {}, ()
+        precision = prior.precision_tree(loc)
+    else:
+        fixed, lik0 = _map_stage(k_map, network, likelihood, data, train_opts,
+                                 own.get("map_epochs"))
+        path = find_last_layer(network, fixed, data["x"][:8])
+        loc = _get(fixed, path)
+        precision = _get(prior.precision_tree(fixed), path)
+
+    train_data, val_data = split_validation(data, train_opts.validation_fraction, k_val)
+    n = train_data["x"].shape[0]
+    optimizer = optax.multi_transform(
+        {"train": train_opts.resolved_optimizer(), "freeze": optax.set_to_zero()},
+        lambda p: {k: jax.tree.map(lambda _, k=k: "freeze" if k == "fixed" else "train", v)
+                   for k, v in p.items()},
+    )
+    loss = elbo_loss(network.apply, likelihood, precision, n, num_mc_samples=num_mc,
+                     kl_weight=kl_weight, path=path)
+    epoch = build_epoch(loss, optimizer, n, train_opts.resolved_batch_size(n), loss_takes_key=True)
+
+    def val_nll(params: Params, batch: Batch) -> jax.Array:  # at the variational mean
+        f = network.apply(_insert(params["fixed"], path, params["net"].loc), batch["x"])
+        return -jnp.mean(likelihood.log_likelihood(f, batch["y"], params["lik"]))
+
+    chunk = build_chunk(epoch, val_nll if val_data is not None else None)
+    params = {"net": init_mean_field(loc, init_scale), "lik": lik0, "fixed": fixed}
+    state, history = train(
+        init_state(k_train, params, optimizer), jax.jit(chunk, static_argnums=3), train_data,
+        val_data, epochs=int(train_opts.epochs), chunk_epochs=train_opts.chunk_epochs,
+        patience=train_opts.patience, progress=train_opts.progress,
+        checkpoint_dir=train_opts.checkpoint_dir, description=f"vi ({subset})",
+    )
+    best = state.best_params
+    info = {"history": history, "num_train": n, "subset": subset, "num_mc_samples": num_mc,
+            "kl_weight": kl_weight, "init_scale": init_scale}
+    return VIPosterior("vi", network, likelihood, best["net"], best["lik"], best["fixed"], path,
+                       info, tuple(data["x"].shape[1:]))
+
+
+def find_last_layer(network: Network, params: Params, x: jax.Array) -> KeyPath:
+    """Path of the last dense layer: the ``{"kernel": [h, out], "bias": [out]}`` node whose
+    bias shifts the model's output one-for-one (so nothing but the identity follows it).
+
+    Raises a ``ValueError`` when there is no such node or more than one.
+    """
+    f0 = network.apply(params, x)
+    out = f0.shape[-1]
+    delta = jnp.linspace(0.5, 1.5, out, dtype=f0.dtype)
+    found = []
+    for path in _dense_nodes(params):
+        node = _get(params, path)
+        if node["kernel"].shape[-1] != out or jnp.shape(node["bias"]) != (out,):
+            continue
+        shifted = _insert(params, path, {**node, "bias": node["bias"] + delta})
+        if np.allclose(network.apply(shifted, x) - f0, delta, rtol=1e-3, atol=1e-4):
+            found.append(path)
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} ({found})"
+        raise ValueError(
+            f"subset='last_layer' needs a model whose output is a dense layer with a kernel "
+            f"[h, {out}] and a bias [{out}] (nothing after it); found {what} such layers in "
+            "the parameter tree. Use subset='all', or a model ending in a plain Dense/Linear."
+        )
+    return found[0]
+
+
+def _map_stage(key, network, likelihood, data, train_opts: TrainOptions, map_epochs):
+    """Network and likelihood parameters of a MAP fit (the frozen body of last-layer VI)."""
+    epochs = train_opts.epochs if map_epochs is None else int(map_epochs)
+    if epochs == 0:
+        if train_opts.init_params is None:
+            raise ValueError("`map_epochs`=0 takes the body from `init_params`; pass them.")
+        return jax.tree.map(jnp.asarray, train_opts.init_params), likelihood.init_params()
+    ckpt = train_opts.checkpoint_dir
+    map_opts = {f.name: getattr(train_opts, f.name) for f in dataclasses.fields(train_opts)}
+    map_opts.update(epochs=epochs, checkpoint_dir=None if ckpt is None else Path(ckpt) / "map")
+    body = fit_map(key, network, likelihood, data, **map_opts)
+    first = lambda tree: jax.tree.map(lambda a: a[0], tree)
+    return first(body.particles["net"]), first(body.particles["lik"])
+
+
+@partial(jax.jit, static_argnames=("path", "num_samples"))
+def _sample_full(path, fixed, q, key, num_samples):
+    draws = sample_mean_field(key, q, num_samples)
+    return jax.vmap(lambda w: _insert(fixed, path, w))(draws)
+
+
+@partial(jax.jit, static_argnames=("apply", "path", "num_samples", "chunk_size"))
+def _sampled_outputs(apply, path, fixed, q, key, x, num_samples, chunk_size):
+    draws = sample_mean_field(key, q, num_samples)
+    run = jax.vmap(lambda w, xc: apply(_insert(fixed, path, w), xc), in_axes=(0, None))
+    n = x.shape[0]
+    if n <= chunk_size:
+        return run(draws, x)
+    num_chunks = -(-n // chunk_size)
+    pad = num_chunks * chunk_size - n
+    xs = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
+    out = jax.lax.map(lambda xc: run(draws, xc),
+                      xs.reshape(num_chunks, chunk_size, *x.shape[1:]))  # [C, S, chunk, out]
+    return jnp.moveaxis(out, 0, 1).reshape(num_samples, num_chunks * chunk_size, -1)[:, :n]
+
+
+def _broadcast(tree: Params, num: int) -> Params:
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (num, *jnp.shape(a))), tree)
+
+
+def _dense_nodes(tree: Any, path: KeyPath = ()):
+    if isinstance(tree, Mapping):
+        if "kernel" in tree and "bias" in tree and jnp.ndim(tree["kernel"]) == 2:
+            yield path
+        for k, v in tree.items():
+            yield from _dense_nodes(v, (*path, k))
+
+
+def _get(tree: Params, path: KeyPath) -> Params:
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def _insert(tree: Params, path: KeyPath, value: Params) -> Params:
+    """``tree`` with the subtree at ``path`` replaced by ``value`` (no copies of arrays)."""
+    if not path:
+        return value
+    return {**tree, path[0]: _insert(tree[path[0]], path[1:], value)}

@@ -1,0 +1,161 @@
+"""Mean-field VI: exact on an orthogonal-design linear model, gap uncertainty, determinism,
+vmapped seeds, last-layer variant, classification, heteroscedastic noise, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen
+from scipy import stats
+
+import bdl
+from bdl.approximators._vi import elbo_loss, init_mean_field
+from bdl.training import build_epoch, init_state
+
+
+def _orthogonal_design(n=16, d=3, seed=0):
+    """Centred, mutually orthogonal columns (Hadamard): X^T X and X^T 1 are diagonal/zero."""
+    h = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], float)
+    x = (np.kron(h, h)[:, 1 : 1 + d] * np.array([0.5, 0.8, 1.2])[:d]).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    y = (x @ np.array([1.0, -0.5, 0.7])[:d] + 0.3 + rng.normal(size=n)).astype(np.float32)
+    return x, y
+
+
+def test_orthogonal_linear_regression_matches_exact_posterior():
+    """With a diagonal posterior precision the exact posterior is mean-field, so VI must find
+    it: means within 0.1 posterior sd, variances within 15%, ELBO = log evidence (0.5 nats)."""
+    x, y = _orthogonal_design()
+    sigma, lam, epochs = 1.0, 1.0, 3000
+    post = bdl.fit("vi", linen.Dense(1), bdl.likelihoods.Gaussian(scale=sigma), (x, y),
+                   key=jax.random.key(0), epochs=epochs, num_mc_samples=8, init_scale=0.3,
+                   optimizer=optax.adam(optax.cosine_decay_schedule(0.05, epochs)),
+                   prior=bdl.priors.IsotropicGaussian(lam))
+    xb = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+    precision = xb.T @ xb / sigma**2 + lam * np.eye(xb.shape[1])
+    assert np.allclose(precision, np.diag(np.diag(precision)))
+    mean = np.linalg.solve(precision, xb.T @ y / sigma**2)
+    var = 1.0 / np.diag(precision)
+    flat = lambda t: np.concatenate([np.asarray(t["kernel"])[:, 0], np.asarray(t["bias"])])
+    assert np.all(np.abs(flat(post.loc) - mean) < 0.1 * np.sqrt(var))
+    np.testing.assert_allclose(flat(post.scale) ** 2, var, rtol=0.15)
+    evidence = stats.multivariate_normal(np.zeros(len(y)), sigma**2 * np.eye(len(y))
+                                         + xb @ xb.T / lam).logpdf(y)
+    assert post.elbo.shape == (epochs,)
+    assert abs(np.mean(post.elbo[-200:]) - evidence) < 0.5
+
+
+def test_predictive_variance_is_larger_in_the_gap_than_at_the_data():
+    rng = np.random.default_rng(0)
+    n, epochs = 512, 3000
+    x = np.concatenate([rng.uniform(-2, -0.75, n // 2), rng.uniform(0.75, 2, n // 2)])
+    x = x.astype(np.float32)[:, None]
+    y = (np.sin(1.5 * x[:, 0]) + 0.1 * rng.normal(size=n)).astype(np.float32)
+    post = bdl.fit("vi", bdl.models.MLP((32, 32), activation="tanh"), bdl.likelihoods.Gaussian(),
+                   (x, y), key=jax.random.key(0), epochs=epochs,
+                   optimizer=optax.adam(optax.cosine_decay_schedule(2e-2, epochs, 0.1)))
+    key = jax.random.key(1)
+    at_data = post.predict(x, key=key, num_samples=200)
+    in_gap = post.predict(np.linspace(-0.3, 0.3, 7, dtype=np.float32)[:, None], key=key,
+                          num_samples=200)
+    assert float(jnp.sqrt(jnp.mean((at_data.mean() - y) ** 2))) < 0.25  # it does fit the data
+    assert float(jnp.mean(in_gap.variance())) > 2.0 * float(jnp.mean(at_data.variance()))
+    assert float(jnp.min(in_gap.variance())) > float(jnp.max(at_data.variance()))
+
+
+def test_same_key_same_result_heteroscedastic_minibatches(key):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(64, 1)).astype(np.float32)
+    y = (x[:, 0] + (0.1 + 0.3 * np.abs(x[:, 0])) * rng.normal(size=64)).astype(np.float32)
+    fit = lambda k: bdl.fit("vi", bdl.models.MLP((8,), out=2),
+                            bdl.likelihoods.Gaussian("heteroscedastic"), (x, y), key=k,
+                            epochs=20, batch_size=16, num_mc_samples=2, learning_rate=1e-2)
+    a, b = fit(key), fit(key)
+    jax.tree.map(np.testing.assert_array_equal, a.q, b.q)
+    pa = a.predict(x, key=key, num_samples=10)
+    np.testing.assert_array_equal(pa.mean(), a.predict(x, key=key, num_samples=10).mean())
+    assert not np.allclose(pa.mean(), a.predict(x, key=jax.random.key(3), num_samples=10).mean())
+    assert pa.batch_shape == (64,) and np.all(np.isfinite(pa.aleatoric_variance()))
+    assert a.elbo.shape == (20,) and np.all(np.isfinite(a.elbo))
+    with pytest.raises(ValueError, match="`key` is required"):
+        a.predict(x)
+
+
+def test_elbo_step_and_epoch_vmap_over_seeds():
+    """The ELBO and the training epoch are pure in the key: vmapping over seeds equals
+    running each seed alone, and different seeds give different estimates."""
+    x, y = _orthogonal_design()
+    data = {"x": jnp.asarray(x), "y": jnp.asarray(y), "w": jnp.ones(len(x))}
+    net = bdl.models.as_network(linen.Dense(1), x[:1])
+    lik = bdl.likelihoods.Gaussian()
+    p0 = net.init(jax.random.key(0))
+    loss = elbo_loss(net.apply, lik, bdl.priors.IsotropicGaussian().precision_tree(p0), len(x),
+                     num_mc_samples=2)
+    params = {"net": init_mean_field(p0, 0.5), "lik": lik.init_params(), "fixed": {}}
+    keys = jax.random.split(jax.random.key(1), 4)
+    batched = jax.jit(jax.vmap(loss, in_axes=(None, None, 0)))(params, data, keys)
+    alone = jnp.stack([jax.jit(loss)(params, data, k) for k in keys])
+    np.testing.assert_allclose(batched, alone, rtol=1e-5)
+    assert len(np.unique(np.asarray(batched))) == 4
+
+    optimizer = optax.adam(1e-2)
+    epoch = build_epoch(loss, optimizer, len(x), 8, loss_takes_key=True)
+    states = jax.vmap(lambda k: init_state(k, params, optimizer))(keys)
+    run = jax.jit(jax.vmap(epoch, in_axes=(0, None)))
+    new, losses = run(states, data)
+    one, loss1 = jax.jit(epoch)(init_state(keys[1], params, optimizer), data)
+    np.testing.assert_allclose(losses[1], loss1, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6),
+                 new.params, one.params)
+
+
+def test_last_layer_classification():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 3], [3, 0], [-3, -3]], np.float32)
+    y = rng.integers(0, 3, size=300)
+    x = (centres[y] + rng.normal(size=(300, 2))).astype(np.float32)
+    post = bdl.fit("vi", bdl.models.MLP((16,), out=3), bdl.likelihoods.Categorical(), (x, y),
+                   key=jax.random.key(0), epochs=200, learning_rate=1e-2, subset="last_layer",
+                   init_scale=0.1)
+    assert post.path == ("layers", 1)
+    draws = post.sample_params(jax.random.key(1), 3)
+    body, head = draws["layers"][0]["kernel"], draws["layers"][1]["kernel"]
+    np.testing.assert_array_equal(body[0], body[1])  # the body is fixed at the MAP fit
+    assert not np.allclose(head[0], head[1])
+    pred = post.predict(x, key=jax.random.key(2), num_samples=50)
+    assert pred.is_classification and pred.batch_shape == (300,)
+    assert float(jnp.mean(pred.mode() == y)) > 0.9
+    assert float(jnp.mean(pred.mutual_information())) > 0
+
+
+class _Squashed(linen.Module):
+    @linen.compact
+    def __call__(self, x):
+        return jnp.tanh(linen.Dense(1)(x))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(subset="last"), "subset"),
+        (dict(num_mc_samples=0), "num_mc_samples"),
+        (dict(init_scale=0.0), "init_scale"),
+        (dict(kl_weight=-1.0), "kl_weight"),
+        (dict(subset="last_layer", map_epochs=0), "init_params"),
+    ],
+)
+def test_bad_options_name_the_argument(kwargs, match):
+    x, y = _orthogonal_design()
+    with pytest.raises((ValueError, TypeError), match=match):
+        bdl.fit("vi", linen.Dense(1), bdl.likelihoods.Gaussian(), (x, y), key=0, epochs=1,
+                **kwargs)
+
+
+def test_unidentifiable_last_layer_is_a_clear_error():
+    x, y = _orthogonal_design()
+    init = bdl.models.as_network(_Squashed(), x[:1]).init(jax.random.key(0))
+    with pytest.raises(ValueError, match="last_layer.*dense layer"):
+        bdl.fit("vi", _Squashed(), bdl.likelihoods.Gaussian(), (x, y), key=0, epochs=1,
+                subset="last_layer", map_epochs=0, init_params=init)
+    assert "vi" in bdl.available()
