@@ -5,7 +5,7 @@ from bdl.approximators._io import load, save
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
-from bdl.approximators._registry import available, fit, register
+from bdl.approximators._registry import available, fit, fit_seeds, register
 from bdl.approximators._vi import MeanField, VIPosterior, fit_vi
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "fit",
     "fit_ensemble",
     "fit_map",
+    "fit_seeds",
     "fit_vi",
     "load",
     "save",

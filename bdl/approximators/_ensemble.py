@@ -12,13 +12,13 @@ import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from bdl._validation import check_positive
-from bdl.approximators._optimise import optimise_particles
+from bdl.approximators._optimise import batch_setups, optimise_particles
 from bdl.approximators._options import split_options
-from bdl.approximators._posterior import ParticlePosterior
+from bdl.approximators._posterior import ParticlePosterior, split_seeds
 from bdl.likelihoods import Likelihood
 from bdl.models import Network
 from bdl.training import Batch
@@ -32,6 +32,20 @@ def fit_ensemble(
     """Deep ensemble. Options: ``num_members`` (default 5), ``bootstrap`` (False),
     ``random_prior_scale`` (0.0) and every ``TrainOptions`` field. The predictive is the
     equally weighted mixture of the members' predictives."""
+    return fit_ensemble_seeds(key[None], network, likelihood, data, **options)[0]
+
+
+def fit_ensemble_seeds(
+    keys: jax.Array,
+    network: Network,
+    likelihood: Likelihood,
+    data: Batch,
+    *,
+    mesh: Mesh | None = None,
+    **options: Any,
+) -> list[ParticlePosterior]:
+    """A deep ensemble for every seed key in ``keys`` ``[S]``: all S x M members in one
+    compiled program; posterior ``s`` equals ``fit_ensemble(keys[s], ...)``."""
     train, own = split_options(options, _OWN, "ensemble")
     m = int(own.get("num_members", 5))
     if m < 1:
@@ -39,32 +53,22 @@ def fit_ensemble(
     prior_scale = float(own.get("random_prior_scale", 0.0))
     if prior_scale:
         check_positive("random_prior_scale", prior_scale)
+    bootstrap = bool(own.get("bootstrap", False))
     if not network.reinitialisable and train.init_params is None:
         raise ValueError(
             "`model` is an already-built NNX module, which cannot be re-initialised to give "
             "distinct ensemble members; pass a factory `lambda rngs: Model(..., rngs=rngs)`."
         )
-
-    k_init, k_boot, k_train = jax.random.split(key, 3)
     if prior_scale:
         network = with_random_prior(network, prior_scale)
         train = dataclasses.replace(train, optimizer=_freeze_anchor(train.resolved_optimizer()))
-    init = jax.vmap(network.init)(jax.random.split(k_init, m))
 
-    weights = None
-    if own.get("bootstrap", False):
-        def weights(n):
-            draws = jax.random.randint(k_boot, (m, n), 0, n)
-            return jax.vmap(lambda d: jnp.bincount(d, length=n))(draws).astype(jnp.float32)
-
-    particles, history = optimise_particles(
-        k_train, network, likelihood, data, train, init,
-        example_weights=weights, description=f"ensemble x{m}",
-    )
-    info = {"history": history, "num_members": m, "bootstrap": bool(own.get("bootstrap", False)),
-            "random_prior_scale": prior_scale}
-    return ParticlePosterior("ensemble", network, likelihood, particles, info,
-                             tuple(data["x"].shape[1:]))
+    setup = batch_setups(keys, network, data["x"].shape[0], train, m, bootstrap)
+    particles, history = optimise_particles(network, likelihood, data, train, setup, mesh=mesh,
+                                            description=f"ensemble x{m}")
+    info = {"num_members": m, "bootstrap": bootstrap, "random_prior_scale": prior_scale}
+    return split_seeds("ensemble", network, likelihood, particles, history, keys.shape[0],
+                       tuple(data["x"].shape[1:]), info)
 
 
 def with_random_prior(network: Network, scale: float) -> Network:
@@ -86,9 +90,10 @@ def _freeze_anchor(optimizer: optax.GradientTransformation) -> optax.GradientTra
     """``optimizer`` on the trainable network and the likelihood; zero updates for the anchor."""
 
     def labels(params):
-        frozen = {"trainable": "train", "anchor": "freeze"}
-        net = {k: jax.tree.map(lambda _, lab=lab: lab, v) for k, lab in frozen.items()
-               for v in [params["net"][k]]}
+        net = {
+            "trainable": jax.tree.map(lambda _: "train", params["net"]["trainable"]),
+            "anchor": jax.tree.map(lambda _: "freeze", params["net"]["anchor"]),
+        }
         return {"net": net, "lik": jax.tree.map(lambda _: "train", params["lik"])}
 
     return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)

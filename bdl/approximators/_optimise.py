@@ -1,15 +1,19 @@
-"""Train M parameter particles by (penalised) maximum likelihood in one vmapped program.
+"""Train P parameter particles by (penalised) maximum likelihood in one vmapped program.
 
-MAP is M = 1; a deep ensemble is M > 1 with different initialisations (and optionally
-bootstrap weights). Both reuse the training core.
+MAP is one particle per seed; a deep ensemble M particles per seed; a batch of S seeds of
+either is S x M particles, trained together (and sharded over devices when a mesh is given).
+Every particle sees the same ``x``/``y``; what differs per particle is its initialisation,
+its minibatch key and its example weights (a 0/1 validation mask times bootstrap counts), so
+the data are never copied per particle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bdl.approximators._options import TrainOptions
 from bdl.likelihoods import Likelihood
@@ -21,62 +25,131 @@ from bdl.training import (
     init_state,
     log_joint_loss,
     mean_nll,
-    split_validation,
     train,
 )
 
 
-def optimise_particles(
+class ParticleSetup(NamedTuple):
+    """Everything that differs between particles, each with a leading particle axis P.
+
+    Attributes:
+      init_net: initial network parameters ``[P, ...]``.
+      train_keys: minibatch-order keys ``[P]``.
+      train_weights: per-example training weights ``[P, N]`` (mask x bootstrap counts).
+      val_weights: per-example validation mask ``[P, N]``, or None without validation.
+    """
+
+    init_net: Params
+    train_keys: jax.Array
+    train_weights: jax.Array
+    val_weights: jax.Array | None
+
+
+def seed_setup(
     key: jax.Array,
+    network: Network,
+    num_data: int,
+    options: TrainOptions,
+    num_members: int = 1,
+    bootstrap: bool = False,
+) -> ParticleSetup:
+    """The ``num_members`` particles of one seed (vmap this over a batch of seed keys).
+
+    One validation split per seed, shared by its members; bootstrap counts resample the
+    training part only.
+    """
+    k_init, k_train, k_val, k_boot = jax.random.split(key, 4)
+    m = num_members
+    init = jax.vmap(network.init)(jax.random.split(k_init, m))
+    if options.init_params is not None:
+        init = jax.tree.map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))),
+                            options.init_params)
+    n_val = validation_size(num_data, options.validation_fraction)
+    if n_val:
+        val_mask = jnp.zeros(num_data).at[jax.random.permutation(k_val, num_data)[:n_val]].set(1.0)
+    else:
+        val_mask = jnp.zeros(num_data)
+    train_mask = 1.0 - val_mask
+    if bootstrap:
+        n_train = num_data - n_val
+
+        def counts(k):
+            draws = jax.random.choice(k, num_data, (n_train,), p=train_mask / n_train)
+            return jnp.bincount(draws, length=num_data).astype(jnp.float32)
+
+        train_w = jax.vmap(counts)(jax.random.split(k_boot, m))
+    else:
+        train_w = jnp.broadcast_to(train_mask, (m, num_data))
+    val_w = jnp.broadcast_to(val_mask, (m, num_data)) if n_val else None
+    return ParticleSetup(init, jax.random.split(k_train, m), train_w, val_w)
+
+
+def validation_size(num_data: int, fraction: float) -> int:
+    """Number of held-out examples for ``fraction`` (0 when ``fraction`` is 0)."""
+    if fraction <= 0.0:
+        return 0
+    n_val = max(1, int(round(fraction * num_data)))
+    if n_val >= num_data:
+        raise ValueError(
+            f"`validation_fraction`={fraction} leaves no training data ({num_data} examples)."
+        )
+    return n_val
+
+
+def batch_setups(keys: jax.Array, network: Network, num_data: int, options: TrainOptions,
+                 num_members: int = 1, bootstrap: bool = False) -> ParticleSetup:
+    """``seed_setup`` for a batch of seed keys ``[S]``, flattened to ``P = S * M`` particles
+    (seed-major: the members of seed s are particles ``s*M .. s*M + M - 1``)."""
+    per_seed = jax.vmap(
+        lambda k: seed_setup(k, network, num_data, options, num_members, bootstrap)
+    )(keys)
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), per_seed)
+
+
+def optimise_particles(
     network: Network,
     likelihood: Likelihood,
     data: Batch,
     options: TrainOptions,
-    init_net: Params,
+    setup: ParticleSetup,
     *,
-    example_weights: Callable[[int], jax.Array] | None = None,
+    mesh: Mesh | None = None,
     description: str = "training",
 ) -> tuple[Params, dict]:
-    """Optimise ``init_net`` (a leading particle axis ``[M, ...]``) on ``data``.
+    """Optimise every particle of ``setup`` on ``data`` in one compiled, vmapped program.
 
-    Args:
-      key: PRNG key (validation split and minibatch order of every particle).
-      init_net: initial network parameters for every particle, leading axis M.
-      example_weights: optional per-particle example weights (bootstrap counts): a function
-        ``n_train -> [M, n_train]``, called after the validation split.
+    With ``mesh`` (a one-axis ``jax.sharding.Mesh``) the particle axis is sharded over its
+    devices and the data replicated; P must be divisible by the number of devices.
 
-    Returns:
-      ``particles = {"net": [M, ...], "lik": [M, ...]}`` and the training history.
+    Returns ``particles = {"net": [P, ...], "lik": [P, ...]}`` and the training history.
     """
-    num_particles = jax.tree.leaves(init_net)[0].shape[0]
-    k_val, k_train = jax.random.split(key)
-    train_data, val_data = split_validation(data, options.validation_fraction, k_val)
-    n = train_data["x"].shape[0]
-    data_axes = {"x": None, "y": None, "w": None}
-    if example_weights is not None:
-        train_data = {**train_data, "w": example_weights(n)}
-        data_axes["w"] = 0
-
+    n = data["x"].shape[0]
+    num_particles = setup.train_keys.shape[0]
+    n_train = n - validation_size(n, options.validation_fraction)
     optimizer = options.resolved_optimizer()
-    loss = log_joint_loss(network, likelihood, options.prior, n)
+    loss = log_joint_loss(network, likelihood, options.prior, n, num_effective=n_train)
     epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n))
-    chunk = build_chunk(epoch, mean_nll(network, likelihood) if val_data is not None else None)
+    has_val = setup.val_weights is not None
+    chunk = build_chunk(epoch, mean_nll(network, likelihood) if has_val else None)
 
     lik0 = likelihood.init_params()
     params = {
-        "net": init_net,
+        "net": setup.init_net,
         "lik": jax.tree.map(lambda a: jnp.broadcast_to(a, (num_particles, *a.shape)), lik0),
     }
-    if options.init_params is not None:
-        params["net"] = jax.tree.map(
-            lambda a: jnp.broadcast_to(a, (num_particles, *jnp.shape(a))), options.init_params
-        )
-    keys = jax.random.split(k_train, num_particles)
-    state = jax.vmap(lambda k, p: init_state(k, p, optimizer))(keys, params)
+    state = jax.vmap(lambda k, p: init_state(k, p, optimizer))(setup.train_keys, params)
+    train_data = {"x": data["x"], "y": data["y"], "w": setup.train_weights}
+    val_data = {"x": data["x"], "y": data["y"], "w": setup.val_weights} if has_val else None
+    if mesh is not None:
+        state, train_data, val_data = _shard(mesh, state, train_data, val_data)
+
+    axes = {"x": None, "y": None, "w": 0}
 
     def run_chunk(state, data, val, num_epochs):
-        per_particle = lambda s, d: chunk(s, d, val, num_epochs)
-        return jax.vmap(per_particle, in_axes=(0, data_axes))(state, data)
+        per_particle = lambda s, d, v: chunk(s, d, v, num_epochs)
+        return jax.vmap(per_particle, in_axes=(0, axes, axes if has_val else None))(
+            state, data, val
+        )
 
     state, history = train(
         state,
@@ -91,3 +164,26 @@ def optimise_particles(
         description=description,
     )
     return state.best_params, history
+
+
+def _shard(mesh: Mesh, state, train_data, val_data):
+    """Particle axis over the mesh's (single) axis; x and y replicated."""
+    (axis,) = mesh.axis_names
+    devices = mesh.devices.size
+    leading = jax.tree.leaves(state)[0].shape[0]
+    if leading % devices:
+        raise ValueError(
+            f"{leading} particles cannot be split evenly over {devices} devices; use a "
+            f"number of seeds x members divisible by {devices}."
+        )
+    split = NamedSharding(mesh, PartitionSpec(axis))
+    whole = NamedSharding(mesh, PartitionSpec())
+    state = jax.device_put(state, split)
+
+    def place(batch):
+        if batch is None:
+            return None
+        return {"x": jax.device_put(batch["x"], whole), "y": jax.device_put(batch["y"], whole),
+                "w": jax.device_put(batch["w"], split)}
+
+    return state, place(train_data), place(val_data)

@@ -83,10 +83,24 @@ def _particle_outputs(apply, net_particles, x, chunk_size):
     return out[:, :n]
 
 
-def stack_trees(trees: list[Params]) -> Params:
-    """Stack a list of pytrees along a new leading axis."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def to_numpy(tree: Params) -> Params:
-    return jax.tree.map(np.asarray, tree)
+def split_seeds(
+    method: str,
+    network: Network,
+    likelihood: Likelihood,
+    particles: Params,
+    history: dict,
+    num_seeds: int,
+    input_shape: tuple[int, ...],
+    info: dict[str, Any],
+) -> list[ParticlePosterior]:
+    """Cut seed-major particles ``[S * M, ...]`` (and their history) into S posteriors."""
+    per_seed = jax.tree.map(lambda a: a.reshape(num_seeds, -1, *a.shape[1:]), particles)
+    posteriors = []
+    for s in range(num_seeds):
+        hist = {k: (v.reshape(num_seeds, -1, *v.shape[1:])[s] if np.ndim(v) else v)
+                for k, v in history.items()}
+        posteriors.append(ParticlePosterior(
+            method, network, likelihood, jax.tree.map(lambda a, s=s: a[s], per_seed),
+            {**info, "history": hist}, input_shape,
+        ))
+    return posteriors

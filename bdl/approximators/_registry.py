@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+from jax.sharding import Mesh
 
-from bdl.approximators._ensemble import fit_ensemble
-from bdl.approximators._map import fit_map
-from bdl.approximators._vi import fit_vi
+from bdl.approximators._ensemble import fit_ensemble, fit_ensemble_seeds
+from bdl.approximators._map import fit_map, fit_map_seeds
+from bdl.approximators.laplace import fit_laplace
 from bdl.likelihoods import Likelihood
 from bdl.models import as_network
 from bdl.training import as_key, check_inputs, prepare_data
@@ -18,7 +19,15 @@ from bdl.training import as_key, check_inputs, prepare_data
 _REGISTRY: dict[str, Callable[..., Any]] = {
     "map": fit_map,
     "ensemble": fit_ensemble,
-    "vi": fit_vi,
+    "laplace": fit_laplace,
+}
+
+
+# name -> fit_seeds(keys [S], network, likelihood, batch, *, mesh, **options) -> S posteriors,
+# for methods whose seeds train together in one compiled program
+_SEED_BATCHED: dict[str, Callable[..., list[Any]]] = {
+    "map": fit_map_seeds,
+    "ensemble": fit_ensemble_seeds,
 }
 
 
@@ -47,6 +56,30 @@ def fit(method: str, model: Any, likelihood: Likelihood, data: Any, *, key: Any,
     Returns:
       A posterior whose ``predict(x, key=...)`` returns a ``bdl.Predictive``.
     """
+    key = as_key(key)
+    network, batch = _prepare(method, model, likelihood, data, key)
+    return _REGISTRY[method](key, network, likelihood, batch, **options)
+
+
+def fit_seeds(method: str, model: Any, likelihood: Likelihood, data: Any, *, keys: Any,
+              mesh: Mesh | None = None, **options: Any) -> list[Any]:
+    """Fit one posterior per key of ``keys`` ``[S]``; posterior ``s`` equals
+    ``fit(method, ..., key=keys[s], **options)`` (to float tolerance).
+
+    For "map" and "ensemble" all S seeds (x members) train as ONE compiled, vmapped program;
+    with ``mesh`` (a one-axis ``jax.sharding.Mesh``) their particles are sharded over its
+    devices. Other methods run their seeds one after another.
+    """
+    keys = as_key(keys)
+    if keys.ndim != 1:
+        raise ValueError(f"`keys` must be a 1-D batch of keys [S]; got shape {keys.shape}.")
+    network, batch = _prepare(method, model, likelihood, data, keys[0])
+    if method in _SEED_BATCHED:
+        return _SEED_BATCHED[method](keys, network, likelihood, batch, mesh=mesh, **options)
+    return [_REGISTRY[method](k, network, likelihood, batch, **options) for k in keys]
+
+
+def _prepare(method: str, model: Any, likelihood: Likelihood, data: Any, key: jax.Array):
     if method not in _REGISTRY:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(available())}.")
     if not isinstance(likelihood, Likelihood):
@@ -54,9 +87,6 @@ def fit(method: str, model: Any, likelihood: Likelihood, data: Any, *, key: Any,
             f"`likelihood` must be a bdl likelihood (Gaussian, Categorical); got "
             f"{type(likelihood).__name__}."
         )
-    key = as_key(key)
     x = check_inputs(data[0] if isinstance(data, (tuple, list)) and data else data, "x")
     network = as_network(model, x[:1])
-    k_data, k_fit = jax.random.split(key)
-    batch = prepare_data(data, likelihood, network, k_data)
-    return _REGISTRY[method](k_fit, network, likelihood, batch, **options)
+    return network, prepare_data(data, likelihood, network, key)
