@@ -11,6 +11,7 @@ from jax.sharding import Mesh
 from bdl.approximators._ensemble import fit_ensemble, fit_ensemble_seeds
 from bdl.approximators._map import fit_map, fit_map_seeds
 from bdl.approximators._vi import fit_vi
+from bdl.approximators.laplace import fit_laplace
 from bdl.likelihoods import Likelihood
 from bdl.models import as_network
 from bdl.training import as_key, check_inputs, prepare_data
@@ -19,6 +20,7 @@ from bdl.training import as_key, check_inputs, prepare_data
 _REGISTRY: dict[str, Callable[..., Any]] = {
     "map": fit_map,
     "ensemble": fit_ensemble,
+    "laplace": fit_laplace,
     "vi": fit_vi,
 }
 

@@ -1,0 +1,262 @@
+"""The Laplace posterior: a Gaussian over (a subset of) the network parameters.
+
+``predict`` returns a ``bdl.Predictive`` in one of two ways:
+
+- ``"glm"`` (default): the network linearised at the mode, ``f(x) ~ N(f*(x), J Sigma J^T)``.
+  Homoscedastic regression: a closed-form Gaussian with variance ``diag(J Sigma J^T) + sigma^2``.
+  Classification: the probit approximation ``softmax(f / sqrt(1 + pi/8 diag(J Sigma J^T)))``
+  (``link_approx="probit"``) or a mixture over draws of the linearised logits
+  (``link_approx="mc"``). Heteroscedastic regression (and any other likelihood): a mixture over
+  draws of the linearised outputs (mean and scale jointly).
+- ``"mc"``: a mixture over parameter draws ``theta_s ~ N(theta*, Sigma)`` pushed through the
+  network.
+
+Draws need a ``key``; the closed forms do not. Everything for one call runs as one jitted
+program, compiled once per input shape and option set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bdl._validation import check_choice, check_positive
+from bdl.approximators.laplace._curvature import (
+    Curvature,
+    output_gradients,
+    per_example_jacobian,
+)
+from bdl.approximators.laplace._gaussian import (
+    DiagFactor,
+    Factor,
+    KronFactor,
+    covariance,
+    sample,
+    variance_from_jacobian,
+    variance_from_taps,
+)
+from bdl.approximators.laplace._likelihood import FitTerms, has_noise_scale
+from bdl.approximators.laplace._marglik import Hyper, posterior_factor
+from bdl.approximators.laplace._subnet import Subnet
+from bdl.likelihoods import Categorical, Gaussian, Likelihood
+from bdl.models import Network, Params
+from bdl.predictive import Predictive
+from bdl.training import as_key, check_inputs
+
+DEFAULT_PREDICT_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LaplacePosterior:
+    """``N(theta*, P^{-1})`` over the parameters ``subset`` covers; the rest stay at the MAP.
+
+    Attributes:
+      method: ``"laplace"``.
+      network, likelihood: as fitted.
+      net_params: the MAP network parameters (no particle axis).
+      subnet: which parameters are covered and how (``Subnet``).
+      hessian: ``"full"``, ``"diag"`` or ``"kfac"``.
+      theta: the flat mode of the covered parameters ``[D]``.
+      curvature: the GGN (at unit noise for a homoscedastic Gaussian).
+      terms: the data fit at the mode (for the evidence at other hyper-parameters).
+      hyper: the (tuned) log prior precision and log noise scale.
+      factor: the posterior precision factor at ``hyper``.
+      info: timings, tuning history, options (plain Python / numpy).
+      input_shape: shape of one input example.
+    """
+
+    method: str
+    network: Network
+    likelihood: Likelihood
+    net_params: Params
+    subnet: Subnet
+    hessian: str
+    theta: jax.Array
+    curvature: Curvature
+    terms: FitTerms
+    hyper: Hyper
+    factor: Factor
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_shape: tuple[int, ...] = ()
+    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ hyper-parameters
+    @property
+    def prior_precision(self) -> np.ndarray:
+        """The prior precision: a scalar, or one per layer group (``info["layers"]``)."""
+        return np.exp(np.asarray(self.hyper.log_prior))
+
+    @property
+    def noise_scale(self) -> float | None:
+        """The observation noise scale of a homoscedastic Gaussian (None otherwise)."""
+        return None if self.hyper.log_noise is None else float(np.exp(self.hyper.log_noise))
+
+    @property
+    def mean(self) -> Params:
+        """The posterior mean: the MAP network parameters."""
+        return self.net_params
+
+    def covariance(self) -> jax.Array:
+        """The dense posterior covariance ``[D, D]`` of the covered parameters, in the order of
+        ``jax.flatten_util.ravel_pytree`` of those parameters (all network parameters, or the
+        last layer's ``{"bias", "kernel"}``)."""
+        return self._jit("covariance", lambda f: covariance(self.subnet, f))(self.factor)
+
+    def log_marginal_likelihood(self, prior_precision=None, noise_scale=None) -> jax.Array:
+        """The Laplace log evidence at the fitted hyper-parameters, or at the given ones
+        (``prior_precision``: a scalar or one per layer group; ``noise_scale``: homoscedastic
+        Gaussian only)."""
+        hyper = self.hyper
+        if prior_precision is None and noise_scale is None and "log_marginal_likelihood" in self.info:
+            return jnp.asarray(self.info["log_marginal_likelihood"], self.theta.dtype)
+        if prior_precision is not None:
+            check_positive("prior_precision", prior_precision)
+            log_prior = jnp.log(jnp.asarray(prior_precision, self.theta.dtype))
+            if log_prior.ndim > 1 or (log_prior.ndim == 1 and log_prior.shape[0] not in
+                                      (1, len(self.subnet.group_names))):
+                raise ValueError(
+                    f"`prior_precision` must be a scalar or hold one value per layer group "
+                    f"({len(self.subnet.group_names)}); got shape {log_prior.shape}."
+                )
+            hyper = hyper._replace(log_prior=log_prior)
+        if noise_scale is not None:
+            if hyper.log_noise is None:
+                raise ValueError("`noise_scale` applies to a homoscedastic Gaussian only.")
+            check_positive("noise_scale", noise_scale)
+            hyper = hyper._replace(log_noise=jnp.log(jnp.asarray(noise_scale, self.theta.dtype)))
+        fn = self._jit("lml", lambda c, t, th, h: posterior_factor(self.subnet, c, t, th, h)[1])
+        return fn(self.curvature, self.terms, self.theta, hyper)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, key: jax.Array, n: int) -> Params:
+        """``n`` draws of the network parameters ``[n, ...]`` (uncovered ones at the MAP)."""
+        z = jax.random.normal(as_key(key), (int(n), self.subnet.num_params), self.theta.dtype)
+
+        def draw(net, theta, factor, z):
+            thetas = theta + sample(self.subnet, factor, z)
+            return jax.vmap(lambda v: self.subnet.with_theta(net, self.subnet.unravel(v)))(thetas)
+
+        return self._jit("sample", draw)(self.net_params, self.theta, self.factor, z)
+
+    # ------------------------------------------------------------------ prediction
+    def functional_variance(self, x, *, chunk_size: int = DEFAULT_PREDICT_CHUNK
+                            ) -> tuple[jax.Array, jax.Array]:
+        """Linearised outputs: mean ``f*(x)`` ``[N, K]`` and covariance ``J Sigma J^T``
+        ``[N, K, K]`` for inputs ``x`` ``[N, ...]``."""
+        x = check_inputs(x, "x")
+        fn = self._jit(("glm_moments", chunk_size),
+                       lambda net, th, fa, x: _chunked(lambda xc: self._glm_moments(net, th, fa, xc),
+                                                       x, chunk_size))
+        return fn(self.net_params, self.theta, self.factor, x)
+
+    def predict(self, x, *, key: jax.Array | None = None, predictive: str = "glm",
+                num_samples: int = 100, link_approx: str = "probit",
+                chunk_size: int = DEFAULT_PREDICT_CHUNK) -> Predictive:
+        """Predictive for inputs ``x`` ``[N, ...]``; batch shape ``[N]`` (``[N, D]`` for
+        D-column regression targets).
+
+        Args:
+          key: PRNG key; needed for ``predictive="mc"``, ``link_approx="mc"`` and for the
+            GLM predictive of likelihoods without a closed form (heteroscedastic Gaussian).
+          predictive: ``"glm"`` (linearised network) or ``"mc"`` (parameter draws).
+          num_samples: draws (mixture components) where draws are made.
+          link_approx: classification GLM: ``"probit"`` (closed form) or ``"mc"``.
+          chunk_size: inputs per chunk (bounds memory on large ``x``).
+        """
+        check_choice("predictive", predictive, ("glm", "mc"))
+        check_choice("link_approx", link_approx, ("probit", "mc"))
+        if int(num_samples) < 1:
+            raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
+        x = check_inputs(x, "x")
+        s = int(num_samples)
+        if predictive == "mc":
+            shape = (s, self.subnet.num_params)
+        elif not self._closed_form(link_approx):
+            shape = (s, x.shape[0], int(self.info["num_outputs"]))
+        else:
+            shape = None
+        if shape is None:
+            z = jnp.zeros((0,), self.theta.dtype)
+        elif key is None:
+            raise ValueError(
+                f"`key` is required: this predictive ({predictive!r} for "
+                f"{self.likelihood!r}) draws samples; pass key=jax.random.key(seed)."
+            )
+        else:
+            z = jax.random.normal(as_key(key), shape, self.theta.dtype)
+        spec = (predictive, link_approx if predictive == "glm" else None, chunk_size)
+        fn = self._jit(("predict",) + spec, lambda *a: self._predict(*a, *spec))
+        return fn(self.net_params, self.theta, self.factor, self.hyper, x, z)
+
+    # ------------------------------------------------------------------ internals
+    def _closed_form(self, link_approx: str) -> bool:
+        if isinstance(self.likelihood, Categorical):
+            return link_approx == "probit"
+        return has_noise_scale(self.likelihood)
+
+    def _jit(self, name, fn):
+        if name not in self._compiled:
+            self._compiled[name] = jax.jit(fn)
+        return self._compiled[name]
+
+    def _glm_moments(self, net, theta, factor, x):
+        sub = self.subnet
+        inputs = sub.features(net, x)
+        if isinstance(factor, KronFactor) or (isinstance(factor, DiagFactor)
+                                              and sub.kron_perm is not None):
+            f, acts, grads = output_gradients(sub, sub.unravel(theta), inputs)
+            return f, variance_from_taps(sub, factor, acts, grads)
+        f = sub.apply(sub.unravel(theta), inputs)
+        return f, variance_from_jacobian(factor, per_example_jacobian(sub, theta, inputs))
+
+    def _predict(self, net, theta, factor, hyper, x, z, predictive, link_approx, chunk_size):
+        lik = self.likelihood
+        num_samples = z.shape[0]
+        if predictive == "mc":
+            deltas = sample(self.subnet, factor, z)
+
+            def outputs(xc):
+                inputs = self.subnet.features(net, xc)
+                return jax.vmap(lambda d: self.subnet.apply(self.subnet.unravel(theta + d),
+                                                            inputs))(deltas)
+
+            f = jnp.moveaxis(_chunked(lambda xc: jnp.moveaxis(outputs(xc), 0, 1), x,
+                                      chunk_size), 1, 0)  # [S, N, K]
+            return lik.predictive(f, self._lik_params(hyper, num_samples))
+        f, var = _chunked(lambda xc: self._glm_moments(net, theta, factor, xc), x, chunk_size)
+        if isinstance(lik, Categorical) and link_approx == "probit":
+            kappa = 1.0 / jnp.sqrt(1.0 + jnp.pi / 8.0 * jnp.diagonal(var, axis1=1, axis2=2))
+            return Predictive.categorical(jax.nn.softmax(kappa * f, axis=-1)[None])
+        if has_noise_scale(lik):
+            noise_var = jnp.exp(2.0 * hyper.log_noise)
+            scale = jnp.sqrt(jnp.diagonal(var, axis1=1, axis2=2) + noise_var)
+            if f.shape[-1] == 1:
+                f, scale = f[..., 0], scale[..., 0]
+            return Predictive.gaussian_mixture(f[None], scale[None])
+        evals, evecs = jnp.linalg.eigh(var)
+        root = evecs * jnp.sqrt(jnp.maximum(evals, 0.0))[:, None, :]
+        draws = f[None] + jnp.einsum("nkr,snr->snk", root, z)
+        return lik.predictive(draws, self._lik_params(hyper, num_samples))
+
+    def _lik_params(self, hyper: Hyper, num_samples: int) -> dict:
+        lik = self.likelihood
+        if isinstance(lik, Gaussian) and lik.learns_scale:
+            return {"log_scale": jnp.full((num_samples,), hyper.log_noise)}
+        return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_samples, *jnp.shape(a))),
+                            lik.init_params())
+
+
+def _chunked(fn, x: jax.Array, chunk_size: int):
+    """``fn(x)`` evaluated over chunks of ``chunk_size`` rows (``lax.map``), concatenated."""
+    n = x.shape[0]
+    if n <= chunk_size:
+        return fn(x)
+    num = -(-n // chunk_size)
+    pad = num * chunk_size - n
+    xs = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
+    out = jax.lax.map(fn, xs.reshape(num, chunk_size, *x.shape[1:]))
+    return jax.tree.map(lambda a: a.reshape(num * chunk_size, *a.shape[2:])[:n], out)
