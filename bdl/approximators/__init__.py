@@ -1,17 +1,43 @@
 """Posterior approximators behind ``bdl.fit``."""
 
+from bdl.approximators._diagnostics import chain_diagnostics, format_diagnostics
 from bdl.approximators._ensemble import fit_ensemble
+from bdl.approximators._hmc import HMCOptions, NUTSOptions, fit_hmc, fit_nuts
 from bdl.approximators._io import load, save
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators._registry import available, fit, fit_seeds, register
+from bdl.approximators._sample_posterior import SamplePosterior
+from bdl.approximators._sampler_common import SamplerOptions
+from bdl.approximators._sgmcmc import (
+    CyclicalOptions,
+    SGHMCOptions,
+    SGLDOptions,
+    fit_cyclical_sgld,
+    fit_sghmc,
+    fit_sgld,
+)
 from bdl.approximators._vi import MeanField, VIPosterior, fit_vi
 from bdl.approximators.laplace import LaplacePosterior, fit_laplace
 
 __all__ = [
-    "MeanField",
+    "CyclicalOptions",
+    "HMCOptions",
+    "NUTSOptions",
+    "SGHMCOptions",
+    "SGLDOptions",
+    "SamplePosterior",
+    "SamplerOptions",
+    "chain_diagnostics",
+    "fit_cyclical_sgld",
+    "fit_hmc",
+    "fit_nuts",
+    "fit_sghmc",
+    "fit_sgld",
+    "format_diagnostics",
     "LaplacePosterior",
+    "MeanField",
     "ParticlePosterior",
     "TrainOptions",
     "VIPosterior",

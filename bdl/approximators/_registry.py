@@ -9,7 +9,9 @@ import jax
 from jax.sharding import Mesh
 
 from bdl.approximators._ensemble import fit_ensemble, fit_ensemble_seeds
+from bdl.approximators._hmc import fit_hmc, fit_nuts
 from bdl.approximators._map import fit_map, fit_map_seeds
+from bdl.approximators._sgmcmc import fit_cyclical_sgld, fit_sghmc, fit_sgld
 from bdl.approximators._vi import fit_vi
 from bdl.approximators.laplace import fit_laplace
 from bdl.likelihoods import Likelihood
@@ -22,6 +24,11 @@ _REGISTRY: dict[str, Callable[..., Any]] = {
     "ensemble": fit_ensemble,
     "laplace": fit_laplace,
     "vi": fit_vi,
+    "sgld": fit_sgld,
+    "sghmc": fit_sghmc,
+    "cyclical_sgld": fit_cyclical_sgld,
+    "hmc": fit_hmc,
+    "nuts": fit_nuts,
 }
 
 

@@ -1,0 +1,263 @@
+"""Full-batch HMC and NUTS on blackjax, with Stan's window adaptation.
+
+Each chain first runs ``blackjax.window_adaptation`` (``num_warmup`` steps: dual-averaging step
+size towards ``target_acceptance_rate`` and a diagonal, or dense, mass matrix from expanding
+windows), then ``num_samples * thinning`` steps of ``blackjax.hmc`` / ``blackjax.nuts`` with
+its own adapted step size and mass matrix. Chains are vmapped (one compiled program); the
+sampling phase runs in ``lax.scan`` chunks with checkpoints (see ``_sampling_loop``); the
+warm-up is one compiled call, checkpointed when it ends.
+
+The sampler works on the flat vector of all parameters (``ravel_pytree`` of ``{"net",
+"lik"}``), so the integrator updates one array per leapfrog step whatever the network's
+structure; draws are stored back as parameter trees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+from blackjax.adaptation.base import get_filter_adapt_info_fn
+from jax.flatten_util import ravel_pytree
+
+from bdl._validation import check_positive
+from bdl.approximators._sample_posterior import SamplePosterior, assemble_posterior
+from bdl.approximators._sampler_common import (
+    SamplerOptions,
+    initial_positions,
+    log_density_fn,
+    parse_options,
+)
+from bdl.approximators._sampling_loop import (
+    Checkpoint,
+    LoopState,
+    build_run_chunk,
+    fingerprint,
+    init_loop_state,
+    keep_schedule,
+    run_loop,
+)
+from bdl.likelihoods import Likelihood
+from bdl.models import Network
+from bdl.training import Batch
+
+
+class HMCChain(NamedTuple):
+    """One chain of HMC/NUTS.
+
+    Attributes:
+      state: blackjax's ``HMCState`` (flat position ``[P]``, its log density and gradient).
+      step_size: the chain's adapted step size (scalar).
+      inverse_mass_matrix: its adapted inverse mass matrix, ``[P]`` (diagonal) or ``[P, P]``.
+    """
+
+    state: blackjax.mcmc.hmc.HMCState
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class HMCFamilyOptions(SamplerOptions):
+    """Options ``"hmc"`` and ``"nuts"`` share.
+
+    Attributes:
+      num_warmup: window-adaptation steps per chain (0: no adaptation; ``step_size`` and a unit
+        mass matrix are used as given).
+      num_samples: draws kept per chain (after ``thinning``).
+      target_acceptance_rate: what the step-size adaptation aims for.
+      step_size: initial step size of the adaptation (the step size when ``num_warmup=0``).
+      dense_mass: adapt a dense mass matrix instead of a diagonal one.
+    """
+
+    num_samples: int = 1000
+    num_warmup: int = 500
+    target_acceptance_rate: float = 0.8
+    step_size: float = 1.0
+    dense_mass: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.num_warmup) < 0:
+            raise ValueError(f"`num_warmup` must be >= 0; got {self.num_warmup}.")
+        if not 0.0 < self.target_acceptance_rate < 1.0:
+            raise ValueError("`target_acceptance_rate` must lie in (0, 1); got "
+                             f"{self.target_acceptance_rate}.")
+        check_positive("step_size", self.step_size)
+
+    def kernel_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of the blackjax kernel besides step size and mass matrix."""
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class NUTSOptions(HMCFamilyOptions):
+    """Options of ``"nuts"``: the shared ones, plus
+
+    Attributes:
+      max_num_doublings: maximum tree depth (trajectories of at most 2^depth - 1 steps).
+    """
+
+    max_num_doublings: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.max_num_doublings) < 1:
+            raise ValueError(f"`max_num_doublings` must be >= 1; got {self.max_num_doublings}.")
+
+    def kernel_parameters(self) -> dict[str, Any]:
+        return {"max_num_doublings": int(self.max_num_doublings)}
+
+
+@dataclasses.dataclass(frozen=True)
+class HMCOptions(HMCFamilyOptions):
+    """Options of ``"hmc"``: the shared ones, plus
+
+    Attributes:
+      num_integration_steps: leapfrog steps per proposal (fixed trajectory length in steps).
+      step_size_jitter: after warm-up, every step uses the adapted step size times a uniform
+        factor in ``[1 - jitter, 1 + jitter]``: a fixed trajectory length can otherwise
+        resonate with a (near-Gaussian) posterior's periods and mix badly.
+    """
+
+    num_integration_steps: int = 32
+    step_size_jitter: float = 0.2
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.num_integration_steps) < 1:
+            raise ValueError("`num_integration_steps` must be >= 1; got "
+                             f"{self.num_integration_steps}.")
+        if not 0.0 <= self.step_size_jitter < 1.0:
+            raise ValueError(f"`step_size_jitter` must lie in [0, 1); got {self.step_size_jitter}.")
+
+    def kernel_parameters(self) -> dict[str, Any]:
+        return {"num_integration_steps": int(self.num_integration_steps)}
+
+
+def fit_nuts(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+             **options: Any) -> SamplePosterior:
+    """NUTS with window adaptation. Options: see ``NUTSOptions`` and ``SamplerOptions``."""
+    opts = parse_options(NUTSOptions, options, "nuts")
+    return _fit_hmc_family("nuts", blackjax.nuts, key, network, likelihood, data, opts)
+
+
+def fit_hmc(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+            **options: Any) -> SamplePosterior:
+    """HMC (fixed number of leapfrog steps) with window adaptation. Options: see
+    ``HMCOptions`` and ``SamplerOptions``."""
+    opts = parse_options(HMCOptions, options, "hmc")
+    return _fit_hmc_family("hmc", blackjax.hmc, key, network, likelihood, data, opts)
+
+
+def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_params: int
+                 ) -> Callable[[jax.Array, jax.Array, Batch], HMCChain]:
+    """One chain's warm-up ``(key, flat position [P], data) -> HMCChain``."""
+    extra = opts.kernel_parameters()
+
+    def warmup(key: jax.Array, position: jax.Array, data: Batch) -> HMCChain:
+        target = lambda p: log_density(p, data)
+        if int(opts.num_warmup) == 0:
+            imm = jnp.ones(num_params) if not opts.dense_mass else jnp.eye(num_params)
+            return HMCChain(algorithm.init(position, target), jnp.float32(opts.step_size), imm)
+        adaptation = blackjax.window_adaptation(
+            algorithm, target, is_mass_matrix_diagonal=not opts.dense_mass,
+            initial_step_size=float(opts.step_size),
+            target_acceptance_rate=float(opts.target_acceptance_rate),
+            adaptation_info_fn=get_filter_adapt_info_fn(), **extra)
+        (state, params), _ = adaptation.run(key, position, num_steps=int(opts.num_warmup))
+        return HMCChain(state, jnp.asarray(params["step_size"], jnp.float32),
+                        params["inverse_mass_matrix"])
+
+    return warmup
+
+
+def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
+    """One chain's sampling step ``(key, HMCChain, x, data) -> (HMCChain, info)``; ``info``
+    holds the acceptance rate, divergence (0/1), number of leapfrog steps and log density."""
+    kernel = algorithm.build_kernel()
+    extra = opts.kernel_parameters()
+    jitter = float(getattr(opts, "step_size_jitter", 0.0))
+
+    def step(key: jax.Array, chain: HMCChain, x: dict, data: Batch):
+        del x
+        step_size = chain.step_size
+        if jitter:
+            key, k_jitter = jax.random.split(key)
+            step_size = step_size * (1.0 + jitter * jax.random.uniform(k_jitter, (), minval=-1.0))
+        state, info = kernel(key, chain.state, lambda p: log_density(p, data), step_size,
+                             chain.inverse_mass_matrix, **extra)
+        stats = {
+            "acceptance_rate": jnp.asarray(info.acceptance_rate, jnp.float32),
+            "diverging": jnp.asarray(info.is_divergent, jnp.float32),
+            "num_integration_steps": jnp.asarray(info.num_integration_steps, jnp.float32),
+            "logdensity": jnp.asarray(state.logdensity, jnp.float32),
+        }
+        return chain._replace(state=state), stats
+
+    return step
+
+
+def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
+                    likelihood: Likelihood, data: Batch, opts: HMCFamilyOptions) -> SamplePosterior:
+    n = int(data["x"].shape[0])
+    k_init, k_warm, k_run = jax.random.split(key, 3)
+    start = initial_positions(k_init, network, likelihood, opts)
+    flat_start = jax.vmap(lambda p: ravel_pytree(p)[0])(start)
+    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], start))[1]
+    num_params = int(flat_start.shape[-1])
+    tree_density = log_density_fn(network, likelihood, opts.prior, n)
+    temperature = float(opts.temperature)
+    log_density = lambda flat, batch: tree_density(unravel(flat), batch) / temperature
+
+    step = build_step(algorithm, log_density, opts)
+    warmup = jax.jit(jax.vmap(build_warmup(algorithm, log_density, opts, num_params),
+                              in_axes=(0, 0, None)))
+    warm_keys = jax.random.split(k_warm, int(opts.num_chains))
+
+    def fresh_state(chains: HMCChain) -> LoopState:
+        _, info = jax.eval_shape(jax.vmap(step, in_axes=(0, 0, None, None)),
+                              warm_keys, chains, {}, data)
+        return init_loop_state(chains, jax.vmap(unravel)(chains.state.position), info,
+                               int(opts.num_samples))
+
+    timing = {"compile_s": 0.0, "warmup_s": 0.0}
+    checkpoint, state = None, None
+    if opts.checkpoint_dir is not None:
+        run = opts.run_fields() | {"key": jax.random.key_data(key)}
+        checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
+        template = jax.eval_shape(lambda k, p, d: fresh_state(warmup(k, p, d)),
+                                  warm_keys, flat_start, data)
+        state = checkpoint.load(template)
+    if state is None:
+        t0 = time.perf_counter()
+        compiled = warmup.lower(warm_keys, flat_start, data).compile()
+        timing["compile_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        chains = jax.block_until_ready(compiled(warm_keys, flat_start, data))
+        timing["warmup_s"] = time.perf_counter() - t0
+        state = jax.jit(fresh_state)(chains)
+        if checkpoint is not None:
+            checkpoint.save(state)
+        if opts.callback is not None:
+            opts.callback({"step": 0, "total_steps": 0, "phase": "warmup"})
+
+    schedule = keep_schedule(0, int(opts.num_samples), int(opts.thinning))
+    run_chunk = jax.jit(build_run_chunk(step, lambda c: jax.vmap(unravel)(c.state.position),
+                                        int(opts.num_chains)))
+    state, loop_timing = run_loop(state, run_chunk, k_run, data, schedule,
+                                  chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
+                                  progress=opts.progress, callback=opts.callback,
+                                  description=method)
+    timing["compile_s"] += loop_timing["compile_s"]
+    timing["sampling_s"] = loop_timing["run_s"]
+    timing["compiled_chunk_lengths"] = loop_timing["compiled_chunk_lengths"]
+    timing["run_s"] = timing["warmup_s"] + timing["sampling_s"]
+    info = {"timing": timing, "num_params": num_params, "temperature": temperature,
+            "step_size": jax.device_get(state.chain.step_size).tolist()}
+    return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
+                              len(schedule["slot"]), info)

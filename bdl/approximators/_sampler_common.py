@@ -1,0 +1,139 @@
+"""What every sampler shares: options, the log-density over ``{"net", "lik"}``, starting points.
+
+The target of every sampler is the (tempered) posterior over the whole parameter tree
+``params = {"net": network params, "lik": likelihood params}``:
+
+    log p(params | D) = sum_i w_i log p(y_i | x_i, params) + log p(net)   (+ const)
+
+with the prior on the network from ``prior`` and a flat prior on the likelihood parameters
+(the log noise scale of a learned Gaussian), as in MAP training. On a minibatch of B of the N
+examples the sum is scaled by N / B (an unbiased estimate). ``temperature`` T targets
+p(params | D)^(1/T): T < 1 is a cold posterior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+
+from bdl._validation import check_positive
+from bdl.likelihoods import Likelihood
+from bdl.models import Network, Params
+from bdl.priors import IsotropicGaussian, Prior
+from bdl.training import Batch, log_joint_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerOptions:
+    """Options every sampler takes.
+
+    Attributes:
+      num_chains: chains run side by side (vmapped: one compiled program).
+      num_samples: draws kept per chain; the posterior has ``num_chains * num_samples``
+        particles.
+      thinning: keep one step in ``thinning`` after burn-in / warm-up.
+      temperature: sample p(params | data)^(1/temperature) (< 1: cold posterior).
+      prior: prior over network parameters (default ``IsotropicGaussian(1.0)``).
+      init_params: network parameters every chain starts from (default: each chain from its
+        own random initialisation).
+      init_positions: full starting points ``{"net": [C, ...], "lik": [C, ...]}``, one per
+        chain (overrides ``init_params``).
+      chunk_steps: steps per jitted chunk (progress / checkpoint granularity).
+      progress: show a progress bar.
+      checkpoint_dir: write the sampler state there after every chunk; a later call with the
+        same directory and settings resumes (same result as an uninterrupted run).
+      callback: called on the host after every chunk with ``{"step", "total_steps", "phase"}``.
+    """
+
+    num_chains: int = 4
+    num_samples: int = 200
+    thinning: int = 1
+    temperature: float = 1.0
+    prior: Prior = dataclasses.field(default_factory=IsotropicGaussian)
+    init_params: Any = None
+    init_positions: Any = None
+    chunk_steps: int | None = None
+    progress: bool = False
+    checkpoint_dir: str | os.PathLike | None = None
+    callback: Callable[[dict], None] | None = None
+
+    def __post_init__(self):
+        for name in ("num_chains", "num_samples", "thinning"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"`{name}` must be >= 1; got {getattr(self, name)}.")
+        if self.chunk_steps is not None and int(self.chunk_steps) < 1:
+            raise ValueError(f"`chunk_steps` must be >= 1; got {self.chunk_steps}.")
+        check_positive("temperature", self.temperature)
+
+    def run_fields(self) -> dict[str, Any]:
+        """The options that determine the result (for checkpoint fingerprints)."""
+        skip = {"chunk_steps", "progress", "checkpoint_dir", "callback"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in skip}
+
+
+OptionsT = TypeVar("OptionsT", bound=SamplerOptions)
+
+
+def parse_options(cls: type[OptionsT], options: dict[str, Any], method: str) -> OptionsT:
+    """``cls(**options)``; an unknown option raises a ``TypeError`` listing the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(options) - known
+    if unknown:
+        raise TypeError(
+            f"Unknown option(s) {sorted(unknown)} for method {method!r}; known: {sorted(known)}."
+        )
+    return cls(**options)
+
+
+def log_density_fn(network: Network, likelihood: Likelihood, prior: Prior, num_data: int
+                   ) -> Callable[[Params, Batch], jax.Array]:
+    """``(params, batch) -> scalar``: the log posterior density (up to a constant), estimated
+    on ``batch`` (B of the ``num_data`` examples) as ``(N / B) * sum_i w_i log p(y_i | x_i,
+    params) + log p(net)``; exact when ``batch`` is the whole data set. This is
+    ``-num_data * log_joint_loss``, the objective MAP training minimises."""
+    loss = log_joint_loss(network, likelihood, prior, num_data)
+    return lambda params, batch: -num_data * loss(params, batch)
+
+
+def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
+                      options: SamplerOptions) -> Params:
+    """Starting points ``{"net": [C, ...], "lik": [C, ...]}`` of the C chains."""
+    c = int(options.num_chains)
+    if options.init_positions is not None:
+        pos = jax.tree.map(jnp.asarray, options.init_positions)
+        if not isinstance(pos, dict) or set(pos) != {"net", "lik"}:
+            raise ValueError('`init_positions` must be a dict {"net": ..., "lik": ...} with a '
+                             "leading chain axis on every leaf.")
+        template = {"net": jax.eval_shape(network.init, key), "lik": likelihood.init_params()}
+        if jax.tree.structure(pos) != jax.tree.structure(template):
+            raise ValueError("`init_positions` must have the structure of the model's parameters "
+                             f"{jax.tree.structure(template)}; got {jax.tree.structure(pos)}.")
+        for a, t in zip(jax.tree.leaves(pos), jax.tree.leaves(template), strict=True):
+            if a.shape != (c, *jnp.shape(t)):
+                raise ValueError(f"`init_positions` leaf of shape {a.shape} must be "
+                                 f"[num_chains={c}, *{tuple(jnp.shape(t))}].")
+        return jax.tree.map(lambda a: a.astype(jnp.float32), pos)
+    if options.init_params is not None:
+        net = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a, jnp.float32),
+                                                      (c, *jnp.shape(a))), options.init_params)
+    else:
+        net = jax.vmap(network.init)(jax.random.split(key, c))
+    lik = jax.tree.map(lambda a: jnp.broadcast_to(a, (c, *jnp.shape(a))),
+                       likelihood.init_params())
+    return {"net": net, "lik": lik}
+
+
+def minibatch(key: jax.Array, data: Batch, batch_size: int) -> Batch:
+    """``batch_size`` examples drawn uniformly with replacement (the whole data set when
+    ``batch_size`` >= N): an unbiased minibatch at O(B) cost per step."""
+    n = data["x"].shape[0]
+    if batch_size >= n:
+        return data
+    idx = jax.random.randint(key, (batch_size,), 0, n)
+    return jax.tree.map(lambda a: a[idx], data)

@@ -1,0 +1,236 @@
+"""The sampling loop every MCMC method shares: ``lax.scan`` chunks and a thin host loop.
+
+A sampler is a per-chain step ``step_fn(key, chain_state, x, data) -> (chain_state, info)``
+(``x``: this step's entries of a host-built schedule, ``info``: a dict of scalars). The loop
+
+- vmaps the step over ``C`` chains (one compiled program for all of them);
+- derives the key of step ``s`` as ``fold_in(key, s)``, so the draws do not depend on how the
+  steps are cut into chunks, and a run resumed from a checkpoint equals an uninterrupted one;
+- writes the positions of the steps the schedule keeps (``x["slot"] >= 0``: burn-in and
+  thinning are just which steps keep) into a preallocated buffer ``[C, K, ...]``, next to the
+  step's info, and sums the info over the sampling steps (``x["sampling"]``);
+- runs ``chunk_steps`` steps per jitted call; the host loop between calls shows progress,
+  writes checkpoints (atomically) and calls the user's ``callback``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from bdl.models import Params
+from bdl.training import Batch
+
+Schedule = dict[str, np.ndarray]  # name -> [total_steps] per-step values
+StepFn = Callable[[jax.Array, Any, dict, Batch], tuple[Any, dict]]
+
+
+class LoopState(NamedTuple):
+    """State of C chains in the sampling loop (the unit of checkpointing).
+
+    Attributes:
+      chain: the kernels' per-chain state, leading axis ``[C]`` (SG-MCMC: the position;
+        HMC/NUTS: the HMC state with the chain's adapted step size and mass matrix).
+      draws: kept positions ``{"net", "lik"}``, each leaf ``[C, K, ...]`` (K kept draws).
+      draw_info: per-draw scalars of the step that produced each draw, name -> ``[C, K]``.
+      totals: sums of the per-step scalars over all sampling steps, name -> ``[C]``.
+      step: number of steps done (int32 scalar).
+    """
+
+    chain: Any
+    draws: Params
+    draw_info: dict[str, jax.Array]
+    totals: dict[str, jax.Array]
+    step: jax.Array
+
+
+def init_loop_state(chain: Any, position: Params, info: dict[str, jax.Array],
+                    num_draws: int) -> LoopState:
+    """Fresh loop state. ``position`` ``[C, ...]`` and ``info`` (name -> ``[C]``) are only
+    templates for the buffers' shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``)."""
+    buf = lambda a: jnp.zeros((a.shape[0], num_draws, *a.shape[1:]), a.dtype)
+    return LoopState(
+        chain=chain,
+        draws=jax.tree.map(buf, position),
+        draw_info={k: buf(v) for k, v in info.items()},
+        totals={k: jnp.zeros(v.shape, v.dtype) for k, v in info.items()},
+        step=jnp.zeros((), jnp.int32),
+    )
+
+
+def keep_schedule(num_burnin: int, num_draws: int, thinning: int) -> Schedule:
+    """Burn-in, then keep the last step of every block of ``thinning`` steps.
+
+    Returns ``{"slot": [T] int32 (-1: not kept), "sampling": [T] bool}`` with
+    ``T = num_burnin + num_draws * thinning``.
+    """
+    t = np.arange(num_burnin + num_draws * thinning)
+    after = t - num_burnin
+    kept = (after >= 0) & ((after + 1) % thinning == 0)
+    return {"slot": np.where(kept, after // thinning, -1).astype(np.int32),
+            "sampling": after >= 0}
+
+
+def build_run_chunk(step_fn: StepFn, position_fn: Callable[[Any], Params], num_chains: int
+                    ) -> Callable[[LoopState, jax.Array, Batch, Schedule], LoopState]:
+    """``run_chunk(state, key, data, xs)``: ``lax.scan`` of the vmapped step over the schedule
+    entries ``xs`` (each ``[n]``). Pure; ``jax.jit`` it (the host loop compiles it ahead of
+    time once per distinct chunk length)."""
+    vstep = jax.vmap(step_fn, in_axes=(0, 0, None, None))
+
+    def run_chunk(state: LoopState, key: jax.Array, data: Batch, xs: Schedule) -> LoopState:
+        def body(state: LoopState, x: dict) -> tuple[LoopState, None]:
+            keys = jax.random.split(jax.random.fold_in(key, state.step), num_chains)
+            chain, info = vstep(keys, state.chain, x, data)
+            at = jnp.maximum(x["slot"], 0)
+            keep = x["slot"] >= 0
+
+            # a select + dynamic update of one [C, ...] slice per step (never a buffer copy)
+            def write(buf, new):
+                return buf.at[:, at].set(jnp.where(keep, new, buf[:, at]))
+
+            draws = jax.tree.map(write, state.draws, position_fn(chain))
+            draw_info = {k: write(state.draw_info[k], info[k]) for k in state.draw_info}
+            totals = {k: state.totals[k] + jnp.where(x["sampling"], info[k], 0)
+                      for k in state.totals}
+            return LoopState(chain, draws, draw_info, totals, state.step + 1), None
+
+        state, _ = jax.lax.scan(body, state, xs)
+        return state
+
+    return run_chunk
+
+
+class Checkpoint:
+    """A directory holding one sampling run's ``LoopState`` and the settings it belongs to.
+
+    ``fingerprint`` (a JSON-able dict: method, options, data hash) is written next to the state;
+    loading from a directory written with other settings raises instead of silently mixing
+    two runs.
+    """
+
+    def __init__(self, directory: str | os.PathLike, fingerprint: dict[str, Any]):
+        self.dir = Path(directory)
+        self.fingerprint = json.loads(json.dumps(fingerprint))
+        self.state_file = self.dir / "sampler_state.msgpack"
+        self.meta_file = self.dir / "sampler_meta.json"
+
+    def load(self, template: Any) -> Any | None:
+        """The saved state (restored into ``template``'s structure), or None if there is none."""
+        if not self.state_file.exists():
+            return None
+        if self.meta_file.exists():
+            saved = json.loads(self.meta_file.read_text())
+            if saved != self.fingerprint:
+                diff = sorted(k for k in set(saved) | set(self.fingerprint)
+                              if saved.get(k) != self.fingerprint.get(k))
+                raise ValueError(
+                    f"`checkpoint_dir` {str(self.dir)!r} holds a run with other settings "
+                    f"(differs in {diff}); use a fresh directory or the same settings."
+                )
+        template = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), template)
+        return jax.tree.map(jnp.asarray,
+                            serialization.from_bytes(template, self.state_file.read_bytes()))
+
+    def save(self, state: Any) -> None:
+        _atomic_write(self.meta_file, json.dumps(self.fingerprint, indent=1).encode())
+        _atomic_write(self.state_file, serialization.to_bytes(jax.device_get(state)))
+
+
+def run_loop(
+    state: LoopState,
+    run_chunk: Callable,
+    key: jax.Array,
+    data: Batch,
+    schedule: Schedule,
+    *,
+    chunk_steps: int | None,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    callback: Callable[[dict], None] | None,
+    description: str,
+) -> tuple[LoopState, dict[str, float]]:
+    """Host loop: run ``run_chunk`` (a ``jax.jit`` function) chunk after chunk until the
+    schedule is done, resuming from ``state.step``.
+
+    Each distinct chunk length is compiled ahead of time once, so compile time is reported apart
+    (``compile_s``) from run time (``run_s``). After every chunk the state is checkpointed (if
+    asked) and then ``callback({"step", "total_steps", "phase"})`` is called.
+    """
+    total = int(len(schedule["slot"]))
+    chunk_steps = int(chunk_steps or max(1, min(total, 1000)))
+    done = int(state.step)
+    compiled: dict[int, Callable] = {}
+    compile_s = run_s = 0.0
+    bar = _progress_bar(progress, total, done, description)
+    while done < total:
+        n = min(chunk_steps, total - done)
+        xs = {k: jnp.asarray(v[done:done + n]) for k, v in schedule.items()}
+        if n not in compiled:
+            t0 = time.perf_counter()
+            compiled[n] = run_chunk.lower(state, key, data, xs).compile()
+            compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(compiled[n](state, key, data, xs))
+        run_s += time.perf_counter() - t0
+        done += n
+        if bar is not None:
+            bar.update(n)
+        if checkpoint is not None:
+            checkpoint.save(state)
+        if callback is not None:
+            callback({"step": done, "total_steps": total, "phase": "sampling"})
+    if bar is not None:
+        bar.close()
+    return state, {"compile_s": compile_s, "run_s": run_s,
+                   "compiled_chunk_lengths": sorted(compiled)}
+
+
+def fingerprint(method: str, options: dict[str, Any], data: Batch) -> dict[str, Any]:
+    """A JSON-able description of a run: the method, its options (arrays and pytrees hashed)
+    and a hash of the data."""
+    out: dict[str, Any] = {"method": method, "data": _hash_tree(data)}
+    for name, value in sorted(options.items()):
+        if callable(value) and not hasattr(value, "log_prob"):
+            out[name] = getattr(value, "__qualname__", repr(type(value)))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        elif jax.tree.leaves(value) and all(hasattr(a, "shape") for a in jax.tree.leaves(value)):
+            out[name] = _hash_tree(value)
+        else:
+            out[name] = repr(value)
+    return out
+
+
+def _hash_tree(tree: Any) -> str:
+    h = hashlib.sha1()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        arr = np.asarray(leaf)
+        h.update(f"{jax.tree_util.keystr(path)}{arr.shape}{arr.dtype}".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, description: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=description, unit="step", leave=False)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)

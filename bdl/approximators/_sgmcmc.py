@@ -1,0 +1,285 @@
+"""Stochastic-gradient MCMC on blackjax: SGLD, SGHMC and cyclical SG-MCMC.
+
+- ``"sgld"`` (Welling & Teh 2011): ``blackjax.sgld``, one step per minibatch:
+  ``params += step_size * grad + sqrt(2 * temperature * step_size) * N(0, I)``, ``grad`` the
+  minibatch estimate of the gradient of the full-data log posterior (``N / B`` scaling).
+- ``"sghmc"`` (Chen et al. 2014): ``blackjax.sghmc``; one step = a fresh minibatch, a fresh
+  momentum ``N(0, I)`` and ``num_integration_steps`` steps of the friction-corrected dynamics
+  ``params += step_size * m; m += -friction * step_size * m + step_size * grad + noise``.
+- ``"cyclical_sgld"`` (Zhang et al. 2020, cSG-MCMC): the cosine step size
+  ``step_size / 2 * (cos(pi * r) + 1)``, ``r`` the position within a cycle in [0, 1); while
+  ``r < exploration_fraction`` the steps are noiseless (SGD-like exploration: the blackjax
+  kernel at temperature 0), then the sampling phase draws with noise, and the last
+  ``num_samples / num_cycles`` steps of every cycle (every ``thinning``-th) are kept.
+  ``base="sghmc"`` runs the same schedule on SGHMC.
+
+All chains run vmapped in one compiled program; see ``_sampling_loop`` for chunking,
+checkpoints and resumption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import blackjax
+import jax
+import numpy as np
+
+from bdl._validation import check_choice, check_positive
+from bdl.approximators._sample_posterior import SamplePosterior, assemble_posterior
+from bdl.approximators._sampler_common import (
+    SamplerOptions,
+    initial_positions,
+    log_density_fn,
+    minibatch,
+    parse_options,
+)
+from bdl.approximators._sampling_loop import (
+    Checkpoint,
+    Schedule,
+    build_run_chunk,
+    fingerprint,
+    init_loop_state,
+    keep_schedule,
+    run_loop,
+)
+from bdl.likelihoods import Likelihood
+from bdl.models import Network, Params
+from bdl.training import Batch
+
+StepSize = float | Callable[[np.ndarray], np.ndarray] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SGLDOptions(SamplerOptions):
+    """Options of ``"sgld"`` (and the fields every SG-MCMC method shares).
+
+    Attributes:
+      step_size: the Langevin step on the full-data log posterior (not on a per-example mean
+        loss: ``step_size * N`` is the equivalent SGD learning rate). A float, or a function
+        ``steps [T] -> step sizes [T]`` (numpy) for a schedule. Default ``1e-2 / N``.
+      batch_size: minibatch size (drawn with replacement each step); default as in training
+        (full batch up to 2,048 examples, else 128). ``>= N`` gives exact gradients.
+      num_burnin: steps discarded before the first kept draw.
+    """
+
+    step_size: StepSize = None
+    batch_size: int | None = None
+    num_burnin: int = 1000
+    thinning: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_burnin < 0:
+            raise ValueError(f"`num_burnin` must be >= 0; got {self.num_burnin}.")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ValueError(f"`batch_size` must be >= 1; got {self.batch_size}.")
+        if self.step_size is not None and not callable(self.step_size):
+            check_positive("step_size", self.step_size)
+
+    def resolved_batch_size(self, num_data: int) -> int:
+        if self.batch_size is not None:
+            return min(int(self.batch_size), num_data)
+        return num_data if num_data <= 2048 else 128
+
+    def default_step_size(self, num_data: int) -> float:
+        return 1e-2 / num_data
+
+
+@dataclasses.dataclass(frozen=True)
+class SGHMCOptions(SGLDOptions):
+    """Options of ``"sghmc"``: those of SGLD, plus
+
+    Attributes:
+      num_integration_steps: integration steps per sampler step (>= 2; each one costs one
+        minibatch gradient); momentum is refreshed at every sampler step.
+      friction: ``alpha`` of the SGHMC dynamics (blackjax's default 0.01).
+      noise_estimate: ``beta``, an estimate of the gradient noise subtracted from the injected
+        noise (0 = none).
+      step_size: the integration step; default ``sqrt(1e-2 / N)`` (its square times N plays the
+        role of an SGD learning rate).
+    """
+
+    num_integration_steps: int = 10
+    friction: float = 0.01
+    noise_estimate: float = 0.0
+    num_burnin: int = 100
+    thinning: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.num_integration_steps) < 2:
+            raise ValueError("`num_integration_steps` must be >= 2 (blackjax's SGHMC step moves "
+                             f"the position before the first gradient); got "
+                             f"{self.num_integration_steps}.")
+        check_positive("friction", self.friction)
+        if self.noise_estimate < 0:
+            raise ValueError(f"`noise_estimate` must be >= 0; got {self.noise_estimate}.")
+
+    def default_step_size(self, num_data: int) -> float:
+        return float(np.sqrt(1e-2 / num_data))
+
+
+@dataclasses.dataclass(frozen=True)
+class CyclicalOptions(SGHMCOptions):
+    """Options of ``"cyclical_sgld"``: those of SGLD (and of SGHMC for ``base="sghmc"``), plus
+
+    Attributes:
+      num_cycles: cycles of the cosine step-size schedule.
+      steps_per_cycle: sampler steps per cycle.
+      exploration_fraction: share of every cycle spent exploring (noiseless steps).
+      base: ``"sgld"`` or ``"sghmc"``, the kernel under the schedule.
+      step_size: the peak (initial) step size of every cycle.
+      num_samples: draws kept per chain in all; ``num_samples / num_cycles`` per cycle, the last
+        steps of the cycle, ``thinning`` apart.
+    """
+
+    num_cycles: int = 4
+    steps_per_cycle: int = 500
+    exploration_fraction: float = 0.8
+    base: str = "sgld"
+    num_samples: int = 20
+    num_burnin: int = 0
+    thinning: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_burnin:
+            raise ValueError("`num_burnin` does not apply to cyclical_sgld: the exploration "
+                             "phase of every cycle plays its part.")
+        check_choice("base", self.base, ("sgld", "sghmc"))
+        if int(self.num_cycles) < 1 or int(self.steps_per_cycle) < 1:
+            raise ValueError("`num_cycles` and `steps_per_cycle` must be >= 1; got "
+                             f"{self.num_cycles}, {self.steps_per_cycle}.")
+        if not 0.0 <= self.exploration_fraction < 1.0:
+            raise ValueError("`exploration_fraction` must lie in [0, 1); got "
+                             f"{self.exploration_fraction}.")
+        if self.num_samples % self.num_cycles:
+            raise ValueError(f"`num_samples` ({self.num_samples}) must be a multiple of "
+                             f"`num_cycles` ({self.num_cycles}).")
+        per_cycle = self.num_samples // self.num_cycles
+        sampling = self.steps_per_cycle - int(np.ceil(self.exploration_fraction
+                                                      * self.steps_per_cycle))
+        if (per_cycle - 1) * self.thinning + 1 > sampling:
+            raise ValueError(
+                f"{per_cycle} draws per cycle, {self.thinning} steps apart, do not fit in the "
+                f"{sampling} sampling steps of a cycle; lower `num_samples` or `thinning`, or "
+                "raise `steps_per_cycle` or lower `exploration_fraction`.")
+
+    def default_step_size(self, num_data: int) -> float:
+        if self.base == "sgld":
+            return SGLDOptions.default_step_size(self, num_data)
+        return SGHMCOptions.default_step_size(self, num_data)
+
+
+def fit_sgld(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+             **options: Any) -> SamplePosterior:
+    """SGLD. Options: see ``SGLDOptions`` and ``SamplerOptions``."""
+    opts = parse_options(SGLDOptions, options, "sgld")
+    return _fit_sg("sgld", key, network, likelihood, data, opts, "sgld")
+
+
+def fit_sghmc(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+              **options: Any) -> SamplePosterior:
+    """SGHMC. Options: see ``SGHMCOptions`` and ``SamplerOptions``."""
+    opts = parse_options(SGHMCOptions, options, "sghmc")
+    return _fit_sg("sghmc", key, network, likelihood, data, opts, "sghmc")
+
+
+def fit_cyclical_sgld(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+                      **options: Any) -> SamplePosterior:
+    """Cyclical SG-MCMC (Zhang et al. 2020). Options: see ``CyclicalOptions``."""
+    opts = parse_options(CyclicalOptions, options, "cyclical_sgld")
+    return _fit_sg("cyclical_sgld", key, network, likelihood, data, opts, opts.base)
+
+
+def sg_kernel(kind: str, grad_fn: Callable, opts: SGLDOptions) -> blackjax.base.SamplingAlgorithm:
+    """The blackjax SGLD / SGHMC algorithm for a gradient estimator ``(params, batch) -> grad``."""
+    if kind == "sgld":
+        return blackjax.sgld(grad_fn)
+    return blackjax.sghmc(grad_fn, int(opts.num_integration_steps), float(opts.friction),
+                          float(opts.noise_estimate))
+
+
+def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int):
+    """One chain's step ``(key, params, x, data) -> (params, {})``: draw a minibatch, take one
+    kernel step with this step's ``x["step_size"]`` and ``x["temperature"]``."""
+
+    def step(key: jax.Array, position: Params, x: dict, data: Batch):
+        k_batch, k_kernel = jax.random.split(key)
+        batch = minibatch(k_batch, data, batch_size)
+        return kernel.step(k_kernel, position, batch, x["step_size"], x["temperature"]), {}
+
+    return step
+
+
+def sg_schedule(method: str, opts: SGLDOptions, num_data: int) -> Schedule:
+    """Per-step ``slot``, ``sampling``, ``step_size`` and ``temperature`` arrays."""
+    base = opts.step_size if opts.step_size is not None else opts.default_step_size(num_data)
+    if method == "cyclical_sgld":
+        sched = cyclical_schedule(opts, float(base) if not callable(base) else None)
+    else:
+        sched = keep_schedule(int(opts.num_burnin), int(opts.num_samples), int(opts.thinning))
+        t = np.arange(len(sched["slot"]))
+        size = base(t) if callable(base) else np.full(t.shape, base)
+        sched["step_size"] = np.broadcast_to(np.asarray(size, np.float32), t.shape).copy()
+        sched["temperature"] = np.full(t.shape, opts.temperature, np.float32)
+    if not np.all(np.isfinite(sched["step_size"])) or np.any(sched["step_size"] < 0):
+        raise ValueError("`step_size` must give finite step sizes >= 0 at every step.")
+    return sched
+
+
+def cyclical_schedule(opts: CyclicalOptions, peak: float | None) -> Schedule:
+    """The cSG-MCMC schedule: cosine step sizes, exploration at temperature 0, the last
+    ``num_samples / num_cycles`` sampling steps of each cycle (``thinning`` apart) kept."""
+    if peak is None:
+        raise ValueError("`step_size` of cyclical_sgld is the peak of the cosine schedule: a "
+                         "float, not a function.")
+    length, cycles = int(opts.steps_per_cycle), int(opts.num_cycles)
+    per_cycle = opts.num_samples // cycles
+    t = np.arange(length * cycles)
+    r = (t % length) / length
+    explore = r < opts.exploration_fraction
+    slot = np.full(t.shape, -1, np.int32)
+    for k in range(cycles):
+        last = (k + 1) * length - 1
+        for j in range(per_cycle):
+            slot[last - j * opts.thinning] = k * per_cycle + per_cycle - 1 - j
+    return {
+        "slot": slot,
+        "sampling": ~explore,
+        "step_size": (peak / 2 * (np.cos(np.pi * r) + 1)).astype(np.float32),
+        "temperature": np.where(explore, 0.0, opts.temperature).astype(np.float32),
+    }
+
+
+def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihood,
+            data: Batch, opts: SGLDOptions, kind: str) -> SamplePosterior:
+    n = int(data["x"].shape[0])
+    batch_size = opts.resolved_batch_size(n)
+    k_init, k_run = jax.random.split(key)
+    position = initial_positions(k_init, network, likelihood, opts)
+    log_density = log_density_fn(network, likelihood, opts.prior, n)
+    kernel = sg_kernel(kind, jax.grad(log_density), opts)
+    schedule = sg_schedule(method, opts, n)
+
+    state = init_loop_state(position, position, {}, int(opts.num_samples))
+    checkpoint = None
+    if opts.checkpoint_dir is not None:
+        run = opts.run_fields() | {"key": jax.random.key_data(key)}
+        checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
+        saved = checkpoint.load(state)
+        state = state if saved is None else saved
+    run_chunk = jax.jit(build_run_chunk(sg_step(kernel, batch_size), lambda p: p,
+                                        int(opts.num_chains)))
+    state, timing = run_loop(state, run_chunk, k_run, data, schedule,
+                             chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
+                             progress=opts.progress, callback=opts.callback, description=method)
+    info = {"timing": timing, "batch_size": batch_size, "num_steps": len(schedule["slot"]),
+            "step_size_max": float(schedule["step_size"].max()),
+            "temperature": float(opts.temperature)}
+    return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
+                              int(schedule["sampling"].sum()), info)
+
