@@ -147,6 +147,11 @@ def optimise_particles(
 
     def run_chunk(state, data, val, num_epochs):
         per_particle = lambda s, d, v: chunk(s, d, v, num_epochs)
+        if num_particles == 1:  # plain matmuls run faster on CPU than batched ones of size 1
+            squeeze = lambda t: jax.tree.map(lambda a: a[0], t)
+            pick = lambda d: None if d is None else {**d, "w": d["w"][0]}
+            out = per_particle(squeeze(state), pick(data), pick(val))
+            return jax.tree.map(lambda a: jnp.asarray(a)[None], out)
         return jax.vmap(per_particle, in_axes=(0, axes, axes if has_val else None))(
             state, data, val
         )
