@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--num-shards", type=int, default=1, help="jobs for --launcher submitit")
     ap.add_argument("--cluster", choices=("auto", "slurm", "local"), default="auto",
                     help="submitit cluster (auto: SLURM where sbatch exists, else local)")
-    ap.add_argument("--timeout-min", type=float, default=60.0, help="submitit job time limit")
+    ap.add_argument("--timeout-min", type=int, default=60, help="submitit job time limit")
     ap.add_argument("--slurm-partition", default=None, help="SLURM partition")
     ap.add_argument("--gpus-per-node", type=int, default=None, help="GPUs per submitit job")
     ap.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per submitit job")

@@ -23,7 +23,7 @@ seeds = 2
 [grid]
 method = "map"
 dataset = "sine"
-hidden = [4, 6, 8, 12]
+hidden = [4, 6, 8]
 [options]
 epochs = 10
 learning_rate = 1e-2
@@ -65,7 +65,7 @@ def sub_env(jax_cache) -> dict[str, str]:
 
 @pytest.fixture
 def tiny_toml(tmp_path) -> Path:
-    """4 MAP configurations x 2 seeds on the sine data, 10 epochs."""
+    """3 MAP configurations x 2 seeds on the sine data, 10 epochs."""
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_TOML)
     return path
