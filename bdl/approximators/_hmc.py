@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import blackjax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from jax.flatten_util import ravel_pytree
 
@@ -176,9 +177,13 @@ def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_p
     return warmup
 
 
+STEP_INFO = ("acceptance_rate", "diverging", "num_integration_steps", "logdensity")
+
+
 def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
     """One chain's sampling step ``(key, HMCChain, x, data) -> (HMCChain, info)``; ``info``
-    holds the acceptance rate, divergence (0/1), number of leapfrog steps and log density."""
+    holds the ``STEP_INFO`` scalars (float32): acceptance rate, divergence (0/1), number of
+    leapfrog steps and log density."""
     kernel = algorithm.build_kernel()
     extra = opts.kernel_parameters()
     jitter = float(getattr(opts, "step_size_jitter", 0.0))
@@ -202,13 +207,30 @@ def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
     return step
 
 
+def _chain_template(opts: HMCFamilyOptions, num_params: int) -> HMCChain:
+    """Shapes of C warmed-up chains (to restore a checkpoint without tracing the warm-up)."""
+    c, p = int(opts.num_chains), num_params
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+    state = blackjax.mcmc.hmc.HMCState(f32(c, p), f32(c), f32(c, p))
+    return HMCChain(state, f32(c), f32(c, p, p) if opts.dense_mass else f32(c, p))
+
+
 def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
                     likelihood: Likelihood, data: Batch, opts: HMCFamilyOptions) -> SamplePosterior:
     n = int(data["x"].shape[0])
-    k_init, k_warm, k_run = jax.random.split(key, 3)
-    start = initial_positions(k_init, network, likelihood, opts)
-    flat_start = jax.vmap(lambda p: ravel_pytree(p)[0])(start)
-    unravel = ravel_pytree(jax.tree.map(lambda a: a[0], start))[1]
+
+    @jax.jit
+    def setup(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Flat starting points ``[C, P]``, warm-up keys ``[C]``, sampling key."""
+        k_init, k_warm, k_run = jax.random.split(key, 3)
+        start = initial_positions(k_init, network, likelihood, opts)
+        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(start)
+        return flat, jax.random.split(k_warm, int(opts.num_chains)), k_run
+
+    flat_start, warm_keys, k_run = setup(key)
+    one = jax.eval_shape(lambda k: jax.tree.map(lambda a: a[0], initial_positions(
+        k, network, likelihood, opts)), key)
+    unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), one))[1]
     num_params = int(flat_start.shape[-1])
     tree_density = log_density_fn(network, likelihood, opts.prior, n)
     temperature = float(opts.temperature)
@@ -217,11 +239,11 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
     step = build_step(algorithm, log_density, opts)
     warmup = jax.jit(jax.vmap(build_warmup(algorithm, log_density, opts, num_params),
                               in_axes=(0, 0, None)))
-    warm_keys = jax.random.split(k_warm, int(opts.num_chains))
 
+    @jax.jit
     def fresh_state(chains: HMCChain) -> LoopState:
-        _, info = jax.eval_shape(jax.vmap(step, in_axes=(0, 0, None, None)),
-                              warm_keys, chains, {}, data)
+        info = {k: jax.ShapeDtypeStruct((int(opts.num_chains),), jnp.float32)
+                for k in STEP_INFO}
         return init_loop_state(chains, jax.vmap(unravel)(chains.state.position), info,
                                int(opts.num_samples))
 
@@ -230,8 +252,7 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
     if opts.checkpoint_dir is not None:
         run = opts.run_fields() | {"key": jax.random.key_data(key)}
         checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
-        template = jax.eval_shape(lambda k, p, d: fresh_state(warmup(k, p, d)),
-                                  warm_keys, flat_start, data)
+        template = jax.eval_shape(fresh_state, _chain_template(opts, num_params))
         state = checkpoint.load(template)
     if state is None:
         t0 = time.perf_counter()
@@ -240,7 +261,7 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         t0 = time.perf_counter()
         chains = jax.block_until_ready(compiled(warm_keys, flat_start, data))
         timing["warmup_s"] = time.perf_counter() - t0
-        state = jax.jit(fresh_state)(chains)
+        state = fresh_state(chains)
         if checkpoint is not None:
             checkpoint.save(state)
         if opts.callback is not None:

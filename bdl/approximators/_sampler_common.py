@@ -127,13 +127,3 @@ def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
     lik = jax.tree.map(lambda a: jnp.broadcast_to(a, (c, *jnp.shape(a))),
                        likelihood.init_params())
     return {"net": net, "lik": lik}
-
-
-def minibatch(key: jax.Array, data: Batch, batch_size: int) -> Batch:
-    """``batch_size`` examples drawn uniformly with replacement (the whole data set when
-    ``batch_size`` >= N): an unbiased minibatch at O(B) cost per step."""
-    n = data["x"].shape[0]
-    if batch_size >= n:
-        return data
-    idx = jax.random.randint(key, (batch_size,), 0, n)
-    return jax.tree.map(lambda a: a[idx], data)

@@ -81,17 +81,29 @@ def keep_schedule(num_burnin: int, num_draws: int, thinning: int) -> Schedule:
             "sampling": after >= 0}
 
 
-def build_run_chunk(step_fn: StepFn, position_fn: Callable[[Any], Params], num_chains: int
+def build_run_chunk(step_fn: StepFn, position_fn: Callable[[Any], Params], num_chains: int,
+                    prepare: Callable[[jax.Array], Any] | None = None
                     ) -> Callable[[LoopState, jax.Array, Batch, Schedule], LoopState]:
     """``run_chunk(state, key, data, xs)``: ``lax.scan`` of the vmapped step over the schedule
     entries ``xs`` (each ``[n]``). Pure; ``jax.jit`` it (the host loop compiles it ahead of
-    time once per distinct chunk length)."""
+    time once per distinct chunk length).
+
+    The keys of all ``n`` steps and C chains (``split(fold_in(key, step), C)``) are drawn
+    before the scan in one vectorised call, and so is whatever ``prepare(key)`` makes of each
+    of them (e.g. minibatch indices); ``step_fn`` then receives ``prepare(key)`` in place of
+    its key. Random numbers drawn in bulk cost far less than many small draws inside the loop.
+    """
     vstep = jax.vmap(step_fn, in_axes=(0, 0, None, None))
 
     def run_chunk(state: LoopState, key: jax.Array, data: Batch, xs: Schedule) -> LoopState:
+        n = len(xs["slot"])
+        steps = state.step + jnp.arange(n, dtype=state.step.dtype)
+        keys = jax.vmap(lambda s: jax.random.split(jax.random.fold_in(key, s), num_chains))(steps)
+        if prepare is not None:
+            keys = jax.vmap(jax.vmap(prepare))(keys)
+
         def body(state: LoopState, x: dict) -> tuple[LoopState, None]:
-            keys = jax.random.split(jax.random.fold_in(key, state.step), num_chains)
-            chain, info = vstep(keys, state.chain, x, data)
+            chain, info = vstep(x["keys"], state.chain, x, data)
             at = jnp.maximum(x["slot"], 0)
             keep = x["slot"] >= 0
 
@@ -105,7 +117,7 @@ def build_run_chunk(step_fn: StepFn, position_fn: Callable[[Any], Params], num_c
                       for k in state.totals}
             return LoopState(chain, draws, draw_info, totals, state.step + 1), None
 
-        state, _ = jax.lax.scan(body, state, xs)
+        state, _ = jax.lax.scan(body, state, {**xs, "keys": keys})
         return state
 
     return run_chunk

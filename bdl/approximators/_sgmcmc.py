@@ -33,7 +33,6 @@ from bdl.approximators._sampler_common import (
     SamplerOptions,
     initial_positions,
     log_density_fn,
-    minibatch,
     parse_options,
 )
 from bdl.approximators._sampling_loop import (
@@ -203,16 +202,25 @@ def sg_kernel(kind: str, grad_fn: Callable, opts: SGLDOptions) -> blackjax.base.
                           float(opts.noise_estimate))
 
 
-def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int):
-    """One chain's step ``(key, params, x, data) -> (params, {})``: draw a minibatch, take one
-    kernel step with this step's ``x["step_size"]`` and ``x["temperature"]``."""
+def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: int):
+    """One chain's step and what to draw for it in bulk: ``prepare(key) -> {"idx", "key"}``
+    (minibatch indices, drawn uniformly with replacement, and the kernel's key) and
+    ``step(prepared, params, x, data) -> (params, {})``, one kernel step on that minibatch with
+    this step's ``x["step_size"]`` and ``x["temperature"]``. With ``batch_size >= num_data``
+    every step uses the whole data set."""
+    full = batch_size >= num_data
 
-    def step(key: jax.Array, position: Params, x: dict, data: Batch):
+    def prepare(key: jax.Array) -> dict:
         k_batch, k_kernel = jax.random.split(key)
-        batch = minibatch(k_batch, data, batch_size)
-        return kernel.step(k_kernel, position, batch, x["step_size"], x["temperature"]), {}
+        idx = None if full else jax.random.randint(k_batch, (batch_size,), 0, num_data)
+        return {"idx": idx, "key": k_kernel}
 
-    return step
+    def step(prepared: dict, position: Params, x: dict, data: Batch):
+        batch = data if full else jax.tree.map(lambda a: a[prepared["idx"]], data)
+        new = kernel.step(prepared["key"], position, batch, x["step_size"], x["temperature"])
+        return new, {}
+
+    return prepare, step
 
 
 def sg_schedule(method: str, opts: SGLDOptions, num_data: int) -> Schedule:
@@ -272,8 +280,8 @@ def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihoo
         checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
         saved = checkpoint.load(state)
         state = state if saved is None else saved
-    run_chunk = jax.jit(build_run_chunk(sg_step(kernel, batch_size), lambda p: p,
-                                        int(opts.num_chains)))
+    prepare, step = sg_step(kernel, batch_size, n)
+    run_chunk = jax.jit(build_run_chunk(step, lambda p: p, int(opts.num_chains), prepare))
     state, timing = run_loop(state, run_chunk, k_run, data, schedule,
                              chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
                              progress=opts.progress, callback=opts.callback, description=method)

@@ -1,0 +1,296 @@
+"""Sampling benchmark: SG-MCMC step cost vs SGD, and NUTS vs numpyro on the peer BNN.
+
+Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
+
+1. Step cost, on the peer regression MLP (8-50-50-1 tanh, 3,051 parameters, 2,000 points):
+   one SGLD step and one SGHMC integration step (one minibatch gradient each) against one plain
+   SGD step, same model and minibatch size. Two views:
+   - kernel: the same ``lax.scan`` harness around ``optax.sgd`` / ``blackjax.sgld`` /
+     ``blackjax.sghmc`` (per-step key, minibatch gather, gradient of the log density);
+   - library: ``bdl.fit("sgld" | "sghmc")`` sampling time per step against
+     ``bdl.fit("map", optimizer=optax.sgd(...))`` training time per step.
+   Medians of repeated runs, compilation excluded (reported apart).
+2. NUTS on the BNN of ``shared/bench-peers/numpyro_nuts_bench.py`` (4-10-1 tanh, 61 parameters,
+   200 points, N(0, 1) priors, noise 0.1, inits uniform(-2, 2)): ``bdl.fit("nuts")`` and
+   numpyro's NUTS (the peer script's model) side by side in one process, several seeds, the
+   same chains / warm-up / draws. ESS = ``numpyro.diagnostics.effective_sample_size`` over the
+   61 scalars (classic Geyer ESS, as the peer script); ESS/s = median ESS / wall time without
+   compilation (bdl: the whole ``fit`` call minus its ahead-of-time compile time; numpyro: a
+   run re-using the compiled code). Divergences, split R-hat, leapfrog steps per draw and the
+   share of depth-10 trajectories are reported.
+   Default: 1 chain, 1 seed, 300 warm-up + 500 draws (a few minutes). ``--full`` is the issue's
+   protocol: 3 seeds, 500 warm-up + 1,000 draws (about 10 minutes on 2 cores). Wall-clock
+   timings need an idle machine: the NUTS part refuses to run when the 1-minute load average
+   is >= 1.5 unless ``--force`` is given.
+Results are appended to ``bench/results/sampling_speed.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import time
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+import bdl
+from bdl.approximators._sampler_common import log_density_fn
+from bench._common import PEERS, peer_regression_data, write_result
+
+MAX_TREE = 2**10 - 1
+
+
+# ---------------------------------------------------------------- 1. step cost
+def _peer_mlp_problem():
+    x, y, _, _ = peer_regression_data()
+    model = bdl.models.MLP((50, 50), out=1, activation="tanh")
+    lik = bdl.likelihoods.Gaussian(scale=0.1)
+    network = bdl.models.as_network(model, jnp.asarray(x[:1]))
+    data = {"x": jnp.asarray(x), "y": jnp.asarray(y), "w": jnp.ones(len(x), jnp.float32)}
+    return model, lik, network, data, (x, y)
+
+
+def _median_time(fn, *args, repeats: int) -> float:
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        walls.append(time.perf_counter() - t0)
+    return float(np.median(walls))
+
+
+def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_steps: int) -> dict:
+    """Per-step time of SGD / SGLD / SGHMC in the same scan harness."""
+    _, lik, network, data, _ = _peer_mlp_problem()
+    n = int(data["x"].shape[0])
+    log_density = log_density_fn(network, lik, bdl.priors.IsotropicGaussian(1.0), n)
+    grad = jax.grad(log_density)
+    params = {"net": network.init(jax.random.key(0)), "lik": lik.init_params()}
+    sgd = optax.sgd(1e-6)
+    sgld = blackjax.sgld(grad)
+    sghmc = blackjax.sghmc(grad, integration_steps, 0.01, 0.0)
+
+    def bulk(key, num):  # per-step minibatch indices and kernel keys, drawn before the scan
+        k_batch, k_step = jax.random.split(key)
+        idx = jax.random.randint(k_batch, (num, batch_size), 0, n)
+        return idx, jax.random.split(k_step, num)
+
+    def gather(idx):
+        return jax.tree.map(lambda a: a[idx], data)
+
+    def sgd_run(params, key):
+        def body(carry, xs):
+            p, s = carry
+            g = grad(p, gather(xs[0]))
+            updates, s = sgd.update(jax.tree.map(jnp.negative, g), s, p)
+            return (optax.apply_updates(p, updates), s), None
+
+        (p, _), _ = jax.lax.scan(body, (params, sgd.init(params)), bulk(key, steps))
+        return p
+
+    def sg_run(kernel, num):
+        def run(params, key):
+            def body(p, xs):
+                return kernel.step(xs[1], p, gather(xs[0]), 1e-7, 1.0), None
+
+            p, _ = jax.lax.scan(body, params, bulk(key, num))
+            return p
+
+        return run
+
+    out = {"batch_size": batch_size, "steps": steps, "integration_steps": integration_steps}
+    runs = {"sgd": (sgd_run, steps), "sgld": (sg_run(sgld, steps), steps),
+            "sghmc": (sg_run(sghmc, steps // integration_steps), steps)}
+    for name, (fn, grads) in runs.items():
+        t0 = time.perf_counter()
+        compiled = jax.jit(fn).lower(params, jax.random.key(1)).compile()
+        out[f"{name}_compile_s"] = time.perf_counter() - t0
+        out[f"{name}_us_per_grad"] = 1e6 * _median_time(compiled, params, jax.random.key(1),
+                                                        repeats=repeats) / grads
+    out["sgld_over_sgd"] = out["sgld_us_per_grad"] / out["sgd_us_per_grad"]
+    out["sghmc_over_sgd"] = out["sghmc_us_per_grad"] / out["sgd_us_per_grad"]
+    return out
+
+
+def bench_library_steps(batch_size: int, steps: int, repeats: int, integration_steps: int
+                        ) -> dict:
+    """Per-step time of ``bdl.fit`` sampling (SGLD / SGHMC) vs ``bdl.fit("map")`` with SGD."""
+    model, lik, _, _, (x, y) = _peer_mlp_problem()
+    prior = bdl.priors.IsotropicGaussian(1.0)
+    per_epoch = len(x) // batch_size
+    epochs = max(1, steps // per_epoch)
+    common = dict(prior=prior, batch_size=batch_size)
+    fits = {
+        "sgd": (lambda k: bdl.fit("map", model, lik, (x, y), key=k, epochs=epochs,
+                                  optimizer=optax.sgd(1e-6), chunk_epochs=epochs, **common),
+                epochs * per_epoch),
+        "sgld": (lambda k: bdl.fit("sgld", model, lik, (x, y), key=k, num_chains=1,
+                                   num_burnin=steps - 1, num_samples=1, thinning=1,
+                                   step_size=1e-7, chunk_steps=steps, **common), steps),
+        "sghmc": (lambda k: bdl.fit("sghmc", model, lik, (x, y), key=k, num_chains=1,
+                                    num_burnin=steps // integration_steps - 1, num_samples=1,
+                                    thinning=1, step_size=1e-4,
+                                    num_integration_steps=integration_steps,
+                                    chunk_steps=steps // integration_steps, **common),
+                  (steps // integration_steps) * integration_steps),
+    }
+    out = {"batch_size": batch_size, "steps": steps, "integration_steps": integration_steps}
+    for name, (fit, grads) in fits.items():
+        runs, compiles = [], []
+        for i in range(repeats):
+            post = fit(jax.random.key(i))
+            timing = post.info["timing"] if "timing" in post.info else post.info["history"]
+            runs.append(timing["run_s"])
+            compiles.append(timing["compile_s"])
+        out[f"{name}_us_per_grad"] = 1e6 * float(np.median(runs)) / grads
+        out[f"{name}_compile_s"] = float(np.median(compiles))
+    out["sgld_over_sgd"] = out["sgld_us_per_grad"] / out["sgd_us_per_grad"]
+    out["sghmc_over_sgd"] = out["sghmc_us_per_grad"] / out["sgd_us_per_grad"]
+    return out
+
+
+# ---------------------------------------------------------------- 2. NUTS vs numpyro
+def _peer_nuts_module():
+    path = PEERS / "numpyro_nuts_bench.py"
+    spec = importlib.util.spec_from_file_location("numpyro_nuts_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _nuts_stats(draws: np.ndarray, wall: float, nsteps: np.ndarray, div: np.ndarray) -> dict:
+    ess = np.asarray(effective_sample_size(draws))
+    return {
+        "ess_min": float(ess.min()), "ess_median": float(np.median(ess)),
+        "wall_s_excl_compile": wall,
+        "ess_per_s_min": float(ess.min() / wall), "ess_per_s_median": float(np.median(ess) / wall),
+        "split_rhat_max": float(np.asarray(split_gelman_rubin(draws)).max()),
+        "divergences": int(np.asarray(div).sum()),
+        "mean_leapfrog_per_draw": float(np.asarray(nsteps).mean()),
+        "frac_max_treedepth": float((np.asarray(nsteps) >= MAX_TREE).mean()),
+    }
+
+
+def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int) -> dict:
+    model = bdl.models.MLP((10,), out=1, activation="tanh")
+    template = bdl.models.as_network(model, x[:1]).init(jax.random.key(0))
+    leaves, treedef = jax.tree.flatten(template)
+    keys = jax.random.split(jax.random.key(10_000 + seed), len(leaves))
+    init = [jax.random.uniform(k, (chains, *a.shape), minval=-2.0, maxval=2.0)
+            for k, a in zip(keys, leaves, strict=True)]
+    t0 = time.perf_counter()
+    post = bdl.fit("nuts", model, bdl.likelihoods.Gaussian(scale=peer.SIGMA), (x, y),
+                   key=jax.random.key(seed), prior=bdl.priors.IsotropicGaussian(1.0),
+                   num_chains=chains, num_warmup=warmup, num_samples=samples,
+                   init_positions={"net": jax.tree.unflatten(treedef, init), "lik": {}},
+                   chunk_steps=samples)
+    total = time.perf_counter() - t0
+    timing = post.info["timing"]
+    chains_tree = post.chains()
+    draws = np.concatenate([np.asarray(a).reshape(chains, samples, -1)
+                            for a in jax.tree.leaves(chains_tree)], axis=-1)
+    assert draws.shape[-1] == 61, draws.shape
+    info = post.info["draw_info"]
+    rec = {"tool": "bdl", "seed": seed, "total_s_incl_compile": total,
+           "compile_s": timing["compile_s"], "sampler_run_s": timing["run_s"],
+           "step_size": post.info["step_size"]}
+    rec |= _nuts_stats(draws, total - timing["compile_s"], info["num_integration_steps"],
+                       info["diverging"])
+    return rec
+
+
+def bench_nuts_numpyro(peer, x, y, seeds: list[int], chains: int, warmup: int, samples: int
+                       ) -> list[dict]:
+    from numpyro.infer import MCMC, NUTS
+
+    mcmc = MCMC(NUTS(peer.model), num_warmup=warmup, num_samples=samples, num_chains=chains,
+                chain_method="vectorized" if chains > 1 else "sequential", progress_bar=False)
+
+    def run(seed):
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(seed), x, y, extra_fields=("diverging", "num_steps"))
+        jax.block_until_ready(mcmc.get_samples())
+        return time.perf_counter() - t0
+
+    first = run(seeds[0])  # tracing + compilation + sampling; later runs re-use the code
+    out = []
+    for seed in seeds:
+        wall = run(seed)
+        extra = mcmc.get_extra_fields()
+        draws = peer.flat_draws(mcmc.get_samples(group_by_chain=True), chains)
+        rec = {"tool": "numpyro", "seed": seed, "compile_s": first - wall if seed == seeds[0]
+               else None,
+               "step_size": np.atleast_1d(np.asarray(mcmc.last_state.adapt_state.step_size)
+                                          ).tolist()}
+        rec |= _nuts_stats(draws, wall, extra["num_steps"], extra["diverging"])
+        out.append(rec)
+    return out
+
+
+def bench_nuts(seeds: list[int], chains: int, warmup: int, samples: int) -> dict:
+    peer = _peer_nuts_module()
+    x, y = peer.make_data()
+    numpyro_runs = bench_nuts_numpyro(peer, x, y, seeds, chains, warmup, samples)
+    bdl_runs = [bench_nuts_bdl(peer, x, y, s, chains, warmup, samples) for s in seeds]
+    med = lambda runs, k: float(np.median([r[k] for r in runs]))
+    return {
+        "chains": chains, "num_warmup": warmup, "num_samples": samples, "seeds": seeds,
+        "bdl": bdl_runs, "numpyro": numpyro_runs,
+        "bdl_ess_per_s_median": med(bdl_runs, "ess_per_s_median"),
+        "numpyro_ess_per_s_median": med(numpyro_runs, "ess_per_s_median"),
+        "ratio_ess_per_s_median": med(bdl_runs, "ess_per_s_median")
+        / med(numpyro_runs, "ess_per_s_median"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-nuts", action="store_true")
+    ap.add_argument("--skip-steps", action="store_true")
+    ap.add_argument("--full", action="store_true", help="3 seeds, 500 warm-up + 1,000 draws")
+    ap.add_argument("--force", action="store_true", help="run NUTS even on a busy machine")
+    ap.add_argument("--chains", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=2000)
+    args = ap.parse_args()
+
+    record: dict = {"load_avg_1min_start": os.getloadavg()[0]}
+    if not args.skip_steps:
+        record["kernel_steps"] = bench_kernel_steps(args.batch_size, args.steps, 5, 10)
+        record["library_steps"] = bench_library_steps(args.batch_size, args.steps, 3, 10)
+        for view in ("kernel_steps", "library_steps"):
+            r = record[view]
+            print(f"{view} (batch {r['batch_size']}): SGD {r['sgd_us_per_grad']:.1f} us/step, "
+                  f"SGLD {r['sgld_us_per_grad']:.1f} ({r['sgld_over_sgd']:.2f}x), SGHMC "
+                  f"{r['sghmc_us_per_grad']:.1f} us/grad ({r['sghmc_over_sgd']:.2f}x)")
+    if not args.skip_nuts:
+        load = os.getloadavg()[0]
+        if load >= 1.5 and not args.force:
+            print(f"NUTS part skipped: 1-minute load average {load:.2f} >= 1.5 (use --force).")
+        else:
+            seeds = [0, 1, 2] if args.full else [0]
+            warmup, samples = (500, 1000) if args.full else (300, 500)
+            nuts = bench_nuts(seeds, args.chains, warmup, samples)
+            record["nuts"] = nuts
+            for tool in ("bdl", "numpyro"):
+                for r in nuts[tool]:
+                    print(f"NUTS {tool} seed {r['seed']}: ESS min/median {r['ess_min']:.1f} / "
+                          f"{r['ess_median']:.1f}, wall excl. compile "
+                          f"{r['wall_s_excl_compile']:.1f} s -> {r['ess_per_s_median']:.2f}/s; "
+                          f"divergences {r['divergences']}, R-hat max {r['split_rhat_max']:.2f}, "
+                          f"leapfrog/draw {r['mean_leapfrog_per_draw']:.0f}, "
+                          f"compile {r['compile_s'] if r['compile_s'] is not None else '-'}")
+            print(f"NUTS median ESS/s: bdl {nuts['bdl_ess_per_s_median']:.2f}, numpyro "
+                  f"{nuts['numpyro_ess_per_s_median']:.2f} -> {nuts['ratio_ess_per_s_median']:.2f}x")
+    record["load_avg_1min_end"] = os.getloadavg()[0]
+    print(f"written to {write_result('sampling_speed', record)}")
+
+
+if __name__ == "__main__":
+    main()
