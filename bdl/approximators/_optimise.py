@@ -100,10 +100,15 @@ def batch_setups(keys: jax.Array, network: Network, num_data: int, options: Trai
                  num_members: int = 1, bootstrap: bool = False) -> ParticleSetup:
     """``seed_setup`` for a batch of seed keys ``[S]``, flattened to ``P = S * M`` particles
     (seed-major: the members of seed s are particles ``s*M .. s*M + M - 1``)."""
-    per_seed = jax.vmap(
-        lambda k: seed_setup(k, network, num_data, options, num_members, bootstrap)
-    )(keys)
-    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), per_seed)
+
+    @jax.jit
+    def setup(keys):
+        per_seed = jax.vmap(
+            lambda k: seed_setup(k, network, num_data, options, num_members, bootstrap)
+        )(keys)
+        return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), per_seed)
+
+    return setup(keys)
 
 
 def optimise_particles(
@@ -137,7 +142,7 @@ def optimise_particles(
         "net": setup.init_net,
         "lik": jax.tree.map(lambda a: jnp.broadcast_to(a, (num_particles, *a.shape)), lik0),
     }
-    state = jax.vmap(lambda k, p: init_state(k, p, optimizer))(setup.train_keys, params)
+    state = jax.jit(jax.vmap(lambda k, p: init_state(k, p, optimizer)))(setup.train_keys, params)
     train_data = {"x": data["x"], "y": data["y"], "w": setup.train_weights}
     val_data = {"x": data["x"], "y": data["y"], "w": setup.val_weights} if has_val else None
     if mesh is not None:
