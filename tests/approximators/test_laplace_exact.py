@@ -64,7 +64,7 @@ def x64():
 
 
 @pytest.mark.parametrize("hessian, subset", [("full", "all"), ("kfac", "all"),
-                                             ("kfac", "last_layer"), ("full", "last_layer")])
+                                             ("kfac", "last_layer")])
 def test_blr_posterior_predictive_and_evidence_are_exact(x64, hessian, subset):
     x, y = _data()
     prior = 2.0

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen, nnx
 
 from bdl.models import Network, Params
@@ -204,11 +205,16 @@ def check_last_layer_is_output(network: Network, layers: tuple[DenseLayer, ...],
             f"the model outputs {f.shape[-1]}. Use subset='all'."
         )
     x = x[:8]
-    zeros = tuple(jnp.zeros((x.shape[0], layer.out_features), f.dtype) for layer in layers)
-    probe = jax.random.normal(jax.random.key(0), zeros[-1].shape, f.dtype)
-    tangents = tuple(jnp.zeros_like(z) for z in zeros[:-1]) + (probe,)
-    _, df = jax.jvp(lambda e: tapped(params, x, e)[0], (zeros,), (tangents,))
-    if not bool(jnp.allclose(df, probe, rtol=1e-5, atol=1e-6)):
+    probe = np.random.default_rng(0).normal(size=(x.shape[0], last.out_features))
+
+    @jax.jit
+    def response(params, x, probe):
+        zeros = tuple(jnp.zeros((x.shape[0], layer.out_features), f.dtype) for layer in layers)
+        tangents = tuple(jnp.zeros_like(z) for z in zeros[:-1]) + (probe.astype(f.dtype),)
+        return jax.jvp(lambda e: tapped(params, x, e)[0], (zeros,), (tangents,))[1]
+
+    df = np.asarray(response(params, x, probe))
+    if not np.allclose(df, probe, rtol=1e-5, atol=1e-6):
         raise ValueError(
             "subset='last_layer' needs a model that ends in a dense layer (linen.Dense / "
             "nnx.Linear) whose output is the model output; this model transforms the last "
