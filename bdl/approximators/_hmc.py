@@ -207,6 +207,15 @@ def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
     return step
 
 
+def _aot(fn: Callable, timing: dict[str, float], *args: Any) -> Any:
+    """``fn(*args)`` for a ``jax.jit`` function, its compilation timed apart (added to
+    ``timing["compile_s"]``)."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    timing["compile_s"] += time.perf_counter() - t0
+    return jax.block_until_ready(compiled(*args))
+
+
 def _chain_template(opts: HMCFamilyOptions, num_params: int) -> HMCChain:
     """Shapes of C warmed-up chains (to restore a checkpoint without tracing the warm-up)."""
     c, p = int(opts.num_chains), num_params
@@ -227,7 +236,8 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         flat = jax.vmap(lambda p: ravel_pytree(p)[0])(start)
         return flat, jax.random.split(k_warm, int(opts.num_chains)), k_run
 
-    flat_start, warm_keys, k_run = setup(key)
+    timing = {"compile_s": 0.0, "warmup_s": 0.0}
+    flat_start, warm_keys, k_run = _aot(setup, timing, key)
     one = jax.eval_shape(lambda k: jax.tree.map(lambda a: a[0], initial_positions(
         k, network, likelihood, opts)), key)
     unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), one))[1]
@@ -247,7 +257,6 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         return init_loop_state(chains, jax.vmap(unravel)(chains.state.position), info,
                                int(opts.num_samples))
 
-    timing = {"compile_s": 0.0, "warmup_s": 0.0}
     checkpoint, state = None, None
     if opts.checkpoint_dir is not None:
         run = opts.run_fields() | {"key": jax.random.key_data(key)}
@@ -255,13 +264,10 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         template = jax.eval_shape(fresh_state, _chain_template(opts, num_params))
         state = checkpoint.load(template)
     if state is None:
-        t0 = time.perf_counter()
-        compiled = warmup.lower(warm_keys, flat_start, data).compile()
-        timing["compile_s"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        chains = jax.block_until_ready(compiled(warm_keys, flat_start, data))
-        timing["warmup_s"] = time.perf_counter() - t0
-        state = fresh_state(chains)
+        t0, compile_before = time.perf_counter(), timing["compile_s"]
+        chains = _aot(warmup, timing, warm_keys, flat_start, data)
+        timing["warmup_s"] = time.perf_counter() - t0 - (timing["compile_s"] - compile_before)
+        state = _aot(fresh_state, timing, chains)
         if checkpoint is not None:
             checkpoint.save(state)
         if opts.callback is not None:
