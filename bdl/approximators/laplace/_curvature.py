@@ -3,8 +3,9 @@
 With ``L_n`` the square root of the output Fisher (``_likelihood``) and ``J_n`` ``[K, D]`` the
 output Jacobian, the GGN is ``H = sum_n w_n J_n^T L_n L_n^T J_n``:
 
-- ``full``: ``[D, D]``, from per-example Jacobians (``vmap`` of ``jacrev``), accumulated over
-  chunks of examples so no more than ``chunk_size`` Jacobians exist at once.
+- ``full``: ``[D, D]``, from per-example Jacobians, accumulated over chunks of examples so no
+  more than ``chunk_size`` Jacobians exist at once. Networks made of dense layers get them from
+  the layer taps (``abar (x) b``, below); others from ``vmap`` of ``jacrev``.
 - ``diag``: ``[D]``. For networks made of dense layers it needs no per-example Jacobian: the
   per-example gradient of a dense layer is ``abar (x) b`` (layer input with a bias 1, times the
   back-propagated output vector), so ``diag H`` is ``sum_n abar^2 (x) b^2`` per layer
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bdl.approximators.laplace._likelihood import FitTerms, fisher_sqrt, fit_terms
 from bdl.approximators.laplace._subnet import Subnet
@@ -65,7 +67,7 @@ def build_curvature(sub: Subnet, hessian: str, likelihood: Likelihood, chunk_siz
 
     A pure function (jit it); the GGN of a homoscedastic Gaussian is at unit noise.
     """
-    use_taps = hessian == "kfac" or (hessian == "diag" and sub.kron_perm is not None)
+    use_taps = sub.kron_perm is not None
 
     def chunk_sums(theta_flat, net_params, lik_params, chunk):
         x, y, w = chunk["x"], chunk["y"], chunk["w"]
@@ -78,9 +80,14 @@ def build_curvature(sub: Subnet, hessian: str, likelihood: Likelihood, chunk_siz
             if hessian == "kfac":
                 sums = ([jnp.einsum("ni,nj->ij", w[:, None] * a, a) for a in abar],
                         [jnp.einsum("rni,rnj->ij", b, b) for b in grads])
-            else:
+            elif hessian == "diag":
                 sums = jnp.concatenate([jnp.einsum("ni,rnj->ij", a**2, b**2).reshape(-1)
                                         for a, b in zip(abar, grads, strict=True)])
+                sums = sums[jnp.asarray(inverse_perm(sub))]
+            else:
+                jl = jacobian_from_taps(sub, acts, tuple(jnp.swapaxes(g, 0, 1) for g in grads))
+                jl = jl.reshape(-1, sub.num_params)
+                sums = jl.T @ jl
         else:
             f = sub.apply(theta, inputs)
             jac = per_example_jacobian(sub, theta_flat, inputs)  # [N, K, D]
@@ -95,8 +102,6 @@ def build_curvature(sub: Subnet, hessian: str, likelihood: Likelihood, chunk_siz
         if hessian == "full":
             return FullGGN(sums), terms
         if hessian == "diag":
-            if use_taps:
-                sums = jnp.zeros_like(sums).at[sub.kron_perm].set(sums)
             return DiagGGN(sums), terms
         eig_a, vec_a = zip(*[jnp.linalg.eigh(a) for a in sums[0]], strict=True)
         eig_g, vec_g = zip(*[jnp.linalg.eigh(g) for g in sums[1]], strict=True)
@@ -134,6 +139,22 @@ def per_example_jacobian(sub: Subnet, theta_flat: jax.Array, inputs) -> jax.Arra
         return sub.apply(sub.unravel(v), jax.tree.map(lambda a: a[None], inp))[0]
 
     return jax.vmap(jax.jacrev(one), in_axes=(None, 0))(theta_flat, inputs)
+
+
+def jacobian_from_taps(sub: Subnet, acts: tuple, grads: tuple) -> jax.Array:
+    """``[N, K, D]`` Jacobians (flat order) of a network of dense layers from its dense inputs
+    (per layer ``[N, d_in]``) and output gradients (per layer ``[N, K, d_out]``): a dense
+    layer's Jacobian is ``abar (x) b``, so no per-example backward pass is needed."""
+    blocks = []
+    for a, b, layer in zip(acts, grads, sub.layers, strict=True):
+        jl = jnp.einsum("ni,nkj->nkij", with_bias(a, layer.has_bias), b)
+        blocks.append(jl.reshape(*b.shape[:2], -1))
+    return jnp.concatenate(blocks, axis=-1)[..., jnp.asarray(inverse_perm(sub))]
+
+
+def inverse_perm(sub: Subnet) -> np.ndarray:
+    """``[D]``: for each flat position its index in the KFAC ordering."""
+    return np.argsort(np.asarray(sub.kron_perm))
 
 
 def with_bias(a: jax.Array, has_bias: bool) -> jax.Array:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,8 @@ from bdl.approximators._options import TrainOptions, split_options
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators.laplace._curvature import build_curvature
 from bdl.approximators.laplace._likelihood import has_noise_scale
-from bdl.approximators.laplace._marglik import Hyper, posterior_factor, tune
+from bdl.approximators.laplace._marglik import Hyper, posterior_factor
+from bdl.approximators.laplace._marglik import tune as tune_hyper
 from bdl.approximators.laplace._posterior import LaplacePosterior
 from bdl.approximators.laplace._subnet import Subnet, build_subnet, get_path
 from bdl.likelihoods import Gaussian, Likelihood
@@ -98,30 +99,16 @@ def fit_laplace(
     theta, _ = ravel_pytree(sub.theta(net_params))
     chunk = own.get("chunk_size") or _default_chunk(sub, hessian, network, net_params, data)
 
+    stages = build_stages(sub, hessian, likelihood, chunk_size=int(chunk), tune=tuning,
+                          tune_noise=tune_noise, steps=steps, learning_rate=lr)
     timings: dict[str, dict[str, float]] = {}
-    curvature_fn = build_curvature(sub, hessian, likelihood, int(chunk))
-    (curv, terms), timings["curvature"] = _timed(curvature_fn, theta, net_params, lik_params,
-                                                 data)
-
+    (curv, terms), timings["curvature"] = _timed(stages.curvature, theta, net_params,
+                                                 lik_params, data)
     init = Hyper(_initial_log_prior(sub, given_prior, structure, train, net_params, theta.dtype),
                  _initial_log_noise(likelihood, lik_params, theta.dtype))
-    history = np.zeros((0,))
-    if tuning == "marglik":
-        def tune_and_factor(curv, terms, theta, init):
-            hyper, hist = tune(sub, curv, terms, theta, init, tune_noise=tune_noise,
-                               steps=steps, learning_rate=lr)
-            factor, lml = posterior_factor(sub, curv, terms, theta, hyper)
-            return hyper, factor, lml, hist
-
-        (hyper, factor, lml, history), timings["marglik"] = _timed(
-            tune_and_factor, curv, terms, theta, init)
-        history = np.asarray(history)
-    else:
-        def factor_only(curv, terms, theta, init):
-            factor, lml = posterior_factor(sub, curv, terms, theta, init)
-            return init, factor, lml
-
-        (hyper, factor, lml), timings["factor"] = _timed(factor_only, curv, terms, theta, init)
+    (hyper, factor, lml, history), timings[stages.hyper_stage] = _timed(
+        stages.hyper, curv, terms, theta, init)
+    history = np.asarray(history)
 
     info = {
         "hessian": hessian,
@@ -140,6 +127,39 @@ def fit_laplace(
     }
     return LaplacePosterior("laplace", network, likelihood, net_params, sub, hessian, theta,
                             curv, terms, hyper, factor, info, tuple(data["x"].shape[1:]))
+
+
+class Stages(NamedTuple):
+    """The two compiled programs of a Laplace fit (pure functions; jit them).
+
+    Attributes:
+      curvature: ``(theta [D], net_params, lik_params, batch) -> (GGN, FitTerms)``.
+      hyper: ``(GGN, FitTerms, theta, init Hyper) -> (Hyper, factor, log evidence,
+        tuning history [steps])``: the evidence tuning (when ``tune="marglik"``) and the
+        posterior precision factor at the result.
+      hyper_stage: ``"marglik"`` or ``"factor"`` (the name of the second stage's timing).
+    """
+
+    curvature: Callable
+    hyper: Callable
+    hyper_stage: str
+
+
+def build_stages(sub: Subnet, hessian: str, likelihood: Likelihood, *, chunk_size: int,
+                 tune: str | None, tune_noise: bool, steps: int, learning_rate: float) -> Stages:
+    """The programs ``fit_laplace`` runs (exposed so benchmarks can time them repeatedly)."""
+    curvature = build_curvature(sub, hessian, likelihood, chunk_size)
+
+    def hyper(curv, terms, theta, init):
+        if tune == "marglik":
+            tuned, history = tune_hyper(sub, curv, terms, theta, init, tune_noise=tune_noise,
+                                        steps=steps, learning_rate=learning_rate)
+        else:
+            tuned, history = init, jnp.zeros((0,), theta.dtype)
+        factor, lml = posterior_factor(sub, curv, terms, theta, tuned)
+        return tuned, factor, lml, history
+
+    return Stages(curvature, hyper, "marglik" if tune == "marglik" else "factor")
 
 
 def _timed(fn: Callable, *args) -> tuple[Any, dict[str, float]]:

@@ -26,9 +26,13 @@ from bdl.approximators.laplace._subnet import Subnet
 
 
 class FullFactor(NamedTuple):
-    """``chol``: lower Cholesky factor ``[D, D]`` of the posterior precision."""
+    """``chol``: lower Cholesky factor ``L`` ``[D, D]`` of the posterior precision ``L L^T``;
+    ``chol_inv``: ``L^{-1}``, so ``Sigma = L^{-T} L^{-1}`` and predictive variances and draws
+    are matrix products (a triangular solve with many right-hand sides is much slower on CPU).
+    """
 
     chol: jax.Array
+    chol_inv: jax.Array
 
 
 class DiagFactor(NamedTuple):
@@ -88,7 +92,9 @@ def precision_factor(sub: Subnet, curv: Curvature, prior: jax.Array, scale: jax.
     """The factor of ``P`` used for sampling and predictive variances."""
     if isinstance(curv, FullGGN):
         p = scale * curv.ggn + jnp.diag(prior_vector(sub, prior))
-        return FullFactor(jnp.linalg.cholesky(0.5 * (p + p.T)))
+        chol = jnp.linalg.cholesky(0.5 * (p + p.T))
+        eye = jnp.eye(chol.shape[0], dtype=chol.dtype)
+        return FullFactor(chol, jsl.solve_triangular(chol, eye, lower=True))
     if isinstance(curv, DiagGGN):
         return DiagFactor(scale * curv.ggn + prior_vector(sub, prior))
     delta = _layer_prior(sub, prior)
@@ -109,7 +115,7 @@ def sample(sub: Subnet, factor: Factor, z: jax.Array) -> jax.Array:
     ``[n, D]`` (drawn by the caller, so the random-number program is compiled once per shape
     and shared by every posterior)."""
     if isinstance(factor, FullFactor):
-        return jsl.solve_triangular(factor.chol.T, z.T, lower=False).T
+        return z @ factor.chol_inv
     if isinstance(factor, DiagFactor):
         return z / jnp.sqrt(factor.precision)
     n, blocks, start = z.shape[0], [], 0
@@ -124,8 +130,7 @@ def sample(sub: Subnet, factor: Factor, z: jax.Array) -> jax.Array:
 def covariance(sub: Subnet, factor: Factor) -> jax.Array:
     """The dense posterior covariance ``[D, D]`` (flat order)."""
     if isinstance(factor, FullFactor):
-        eye = jnp.eye(sub.num_params, dtype=factor.chol.dtype)
-        return jsl.cho_solve((factor.chol, True), eye)
+        return factor.chol_inv.T @ factor.chol_inv
     if isinstance(factor, DiagFactor):
         return jnp.diag(1.0 / factor.precision)
     blocks = []
@@ -142,9 +147,7 @@ def variance_from_jacobian(factor: Factor, jac: jax.Array) -> jax.Array:
     if isinstance(factor, DiagFactor):
         return jnp.einsum("nkd,nld->nkl", jac / factor.precision, jac)
     if isinstance(factor, FullFactor):
-        n, k, d = jac.shape
-        x = jsl.solve_triangular(factor.chol, jac.reshape(n * k, d).T, lower=True)
-        x = x.T.reshape(n, k, d)
+        x = jac @ factor.chol_inv.T
         return jnp.einsum("nkd,nld->nkl", x, x)
     raise TypeError("KFAC variances come from the layer taps (variance_from_taps).")
 

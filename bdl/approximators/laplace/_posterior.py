@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bdl._validation import check_choice, check_positive
+from bdl._validation import check_choice, check_finite, check_positive
 from bdl.approximators.laplace._curvature import (
     Curvature,
+    jacobian_from_taps,
     output_gradients,
     per_example_jacobian,
 )
@@ -171,7 +172,7 @@ class LaplacePosterior:
         check_choice("link_approx", link_approx, ("probit", "mc"))
         if int(num_samples) < 1:
             raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
-        x = check_inputs(x, "x")
+        x = _inputs(x)
         s = int(num_samples)
         if predictive == "mc":
             shape = (s, self.subnet.num_params)
@@ -180,7 +181,9 @@ class LaplacePosterior:
         else:
             shape = None
         if shape is None:
-            z = jnp.zeros((0,), self.theta.dtype)
+            z = self._compiled.get("no_draws")
+            if z is None:
+                z = self._compiled["no_draws"] = jnp.zeros((0,), self.theta.dtype)
         elif key is None:
             raise ValueError(
                 f"`key` is required: this predictive ({predictive!r} for "
@@ -206,10 +209,11 @@ class LaplacePosterior:
     def _glm_moments(self, net, theta, factor, x):
         sub = self.subnet
         inputs = sub.features(net, x)
-        if isinstance(factor, KronFactor) or (isinstance(factor, DiagFactor)
-                                              and sub.kron_perm is not None):
+        if sub.kron_perm is not None:
             f, acts, grads = output_gradients(sub, sub.unravel(theta), inputs)
-            return f, variance_from_taps(sub, factor, acts, grads)
+            if isinstance(factor, (KronFactor, DiagFactor)):
+                return f, variance_from_taps(sub, factor, acts, grads)
+            return f, variance_from_jacobian(factor, jacobian_from_taps(sub, acts, grads))
         f = sub.apply(sub.unravel(theta), inputs)
         return f, variance_from_jacobian(factor, per_example_jacobian(sub, theta, inputs))
 
@@ -248,6 +252,15 @@ class LaplacePosterior:
             return {"log_scale": jnp.full((num_samples,), hyper.log_noise)}
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_samples, *jnp.shape(a))),
                             lik.init_params())
+
+
+def _inputs(x) -> jax.Array:
+    """``check_inputs``, without a copy for a float ``jax.Array`` (the predictive hot path)."""
+    if isinstance(x, jax.Array) and x.ndim >= 1 and x.shape[0] > 0 and jnp.issubdtype(
+            x.dtype, jnp.floating):
+        check_finite("x", x)
+        return x
+    return check_inputs(x, "x")
 
 
 def _chunked(fn, x: jax.Array, chunk_size: int):
