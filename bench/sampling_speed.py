@@ -9,7 +9,9 @@ Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
      ``blackjax.sghmc`` (per-step key, minibatch gather, gradient of the log density);
    - library: ``bdl.fit("sgld" | "sghmc")`` sampling time per step against
      ``bdl.fit("map", optimizer=optax.sgd(...))`` training time per step.
-   Medians of repeated runs, compilation excluded (reported apart).
+   Medians of repeated runs, compilation excluded (reported apart); wall and process (CPU)
+   time, the latter robust to other jobs on the machine (run pinned, ``taskset -c 0``, when
+   the machine is busy: XLA's intra-op threads then stall on each other).
 2. NUTS on the BNN of ``shared/bench-peers/numpyro_nuts_bench.py`` (4-10-1 tanh, 61 parameters,
    200 points, N(0, 1) priors, noise 0.1, inits uniform(-2, 2)): ``bdl.fit("nuts")`` and
    numpyro's NUTS (the peer script's model) side by side in one process, several seeds, the
@@ -56,13 +58,15 @@ def _peer_mlp_problem():
     return model, lik, network, data, (x, y)
 
 
-def _median_time(fn, *args, repeats: int) -> float:
-    walls = []
+def _median_time(fn, *args, repeats: int) -> tuple[float, float]:
+    """Median wall and process (CPU) time of ``fn(*args)``."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         walls.append(time.perf_counter() - t0)
-    return float(np.median(walls))
+        cpus.append(time.process_time() - c0)
+    return float(np.median(walls)), float(np.median(cpus))
 
 
 def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_steps: int) -> dict:
@@ -111,47 +115,63 @@ def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_st
         t0 = time.perf_counter()
         compiled = jax.jit(fn).lower(params, jax.random.key(1)).compile()
         out[f"{name}_compile_s"] = time.perf_counter() - t0
-        out[f"{name}_us_per_grad"] = 1e6 * _median_time(compiled, params, jax.random.key(1),
-                                                        repeats=repeats) / grads
-    out["sgld_over_sgd"] = out["sgld_us_per_grad"] / out["sgd_us_per_grad"]
-    out["sghmc_over_sgd"] = out["sghmc_us_per_grad"] / out["sgd_us_per_grad"]
+        wall, cpu = _median_time(compiled, params, jax.random.key(1), repeats=repeats)
+        out[f"{name}_us_per_grad"] = 1e6 * wall / grads
+        out[f"{name}_cpu_us_per_grad"] = 1e6 * cpu / grads
+    for name in ("sgld", "sghmc"):
+        out[f"{name}_over_sgd"] = out[f"{name}_us_per_grad"] / out["sgd_us_per_grad"]
+        out[f"{name}_over_sgd_cpu"] = out[f"{name}_cpu_us_per_grad"] / out["sgd_cpu_us_per_grad"]
     return out
 
 
 def bench_library_steps(batch_size: int, steps: int, repeats: int, integration_steps: int
                         ) -> dict:
-    """Per-step time of ``bdl.fit`` sampling (SGLD / SGHMC) vs ``bdl.fit("map")`` with SGD."""
+    """Per-step time of ``bdl.fit`` sampling (SGLD / SGHMC) vs ``bdl.fit("map")`` with SGD.
+
+    Wall: the fit's own run time (compilation excluded) over ``2 * steps`` steps. CPU: process
+    time of a fit over ``2 * steps`` steps minus one over ``steps`` steps (same chunk length, so
+    compilation and set-up cancel): robust on a machine shared with other jobs.
+    """
     model, lik, _, _, (x, y) = _peer_mlp_problem()
-    prior = bdl.priors.IsotropicGaussian(1.0)
+    common = dict(prior=bdl.priors.IsotropicGaussian(1.0), batch_size=batch_size)
     per_epoch = len(x) // batch_size
     epochs = max(1, steps // per_epoch)
-    common = dict(prior=prior, batch_size=batch_size)
-    fits = {
-        "sgd": (lambda k: bdl.fit("map", model, lik, (x, y), key=k, epochs=epochs,
-                                  optimizer=optax.sgd(1e-6), chunk_epochs=epochs, **common),
-                epochs * per_epoch),
-        "sgld": (lambda k: bdl.fit("sgld", model, lik, (x, y), key=k, num_chains=1,
-                                   num_burnin=steps - 1, num_samples=1, thinning=1,
-                                   step_size=1e-7, chunk_steps=steps, **common), steps),
-        "sghmc": (lambda k: bdl.fit("sghmc", model, lik, (x, y), key=k, num_chains=1,
-                                    num_burnin=steps // integration_steps - 1, num_samples=1,
-                                    thinning=1, step_size=1e-4,
-                                    num_integration_steps=integration_steps,
-                                    chunk_steps=steps // integration_steps, **common),
-                  (steps // integration_steps) * integration_steps),
-    }
+    calls = steps // integration_steps
+
+    def sgd(key, mult):
+        return bdl.fit("map", model, lik, (x, y), key=key, epochs=mult * epochs,
+                       optimizer=optax.sgd(1e-6), chunk_epochs=epochs, **common)
+
+    def sgld(key, mult):
+        return bdl.fit("sgld", model, lik, (x, y), key=key, num_chains=1,
+                       num_burnin=mult * steps - 1, num_samples=1, thinning=1, step_size=1e-7,
+                       chunk_steps=steps, **common)
+
+    def sghmc(key, mult):
+        return bdl.fit("sghmc", model, lik, (x, y), key=key, num_chains=1,
+                       num_burnin=mult * calls - 1, num_samples=1, thinning=1, step_size=1e-4,
+                       num_integration_steps=integration_steps, chunk_steps=calls, **common)
+
+    grads = {"sgd": epochs * per_epoch, "sgld": steps, "sghmc": calls * integration_steps}
     out = {"batch_size": batch_size, "steps": steps, "integration_steps": integration_steps}
-    for name, (fit, grads) in fits.items():
-        runs, compiles = [], []
+    for name, fit in (("sgd", sgd), ("sgld", sgld), ("sghmc", sghmc)):
+        wall, cpu, compiles = [], [], []
         for i in range(repeats):
-            post = fit(jax.random.key(i))
+            c0 = time.process_time()
+            fit(jax.random.key(i), 1)
+            c1 = time.process_time()
+            post = fit(jax.random.key(i), 2)
+            c2 = time.process_time()
             timing = post.info["timing"] if "timing" in post.info else post.info["history"]
-            runs.append(timing["run_s"])
+            wall.append(timing["run_s"] / (2 * grads[name]))
+            cpu.append(((c2 - c1) - (c1 - c0)) / grads[name])
             compiles.append(timing["compile_s"])
-        out[f"{name}_us_per_grad"] = 1e6 * float(np.median(runs)) / grads
+        out[f"{name}_us_per_grad"] = 1e6 * float(np.median(wall))
+        out[f"{name}_cpu_us_per_grad"] = 1e6 * float(np.median(cpu))
         out[f"{name}_compile_s"] = float(np.median(compiles))
-    out["sgld_over_sgd"] = out["sgld_us_per_grad"] / out["sgd_us_per_grad"]
-    out["sghmc_over_sgd"] = out["sghmc_us_per_grad"] / out["sgd_us_per_grad"]
+    for name in ("sgld", "sghmc"):
+        out[f"{name}_over_sgd"] = out[f"{name}_us_per_grad"] / out["sgd_us_per_grad"]
+        out[f"{name}_over_sgd_cpu"] = out[f"{name}_cpu_us_per_grad"] / out["sgd_cpu_us_per_grad"]
     return out
 
 
@@ -268,9 +288,12 @@ def main() -> None:
         record["library_steps"] = bench_library_steps(args.batch_size, args.steps, 3, 10)
         for view in ("kernel_steps", "library_steps"):
             r = record[view]
-            print(f"{view} (batch {r['batch_size']}): SGD {r['sgd_us_per_grad']:.1f} us/step, "
-                  f"SGLD {r['sgld_us_per_grad']:.1f} ({r['sgld_over_sgd']:.2f}x), SGHMC "
-                  f"{r['sghmc_us_per_grad']:.1f} us/grad ({r['sghmc_over_sgd']:.2f}x)")
+            print(f"{view} (batch {r['batch_size']}), wall | CPU us per gradient: SGD "
+                  f"{r['sgd_us_per_grad']:.0f} | {r['sgd_cpu_us_per_grad']:.0f}; SGLD "
+                  f"{r['sgld_us_per_grad']:.0f} | {r['sgld_cpu_us_per_grad']:.0f} "
+                  f"({r['sgld_over_sgd']:.2f}x | {r['sgld_over_sgd_cpu']:.2f}x); SGHMC "
+                  f"{r['sghmc_us_per_grad']:.0f} | {r['sghmc_cpu_us_per_grad']:.0f} "
+                  f"({r['sghmc_over_sgd']:.2f}x | {r['sghmc_over_sgd_cpu']:.2f}x)")
     if not args.skip_nuts:
         load = os.getloadavg()[0]
         if load >= 1.5 and not args.force:

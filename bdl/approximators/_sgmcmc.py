@@ -5,13 +5,16 @@
   minibatch estimate of the gradient of the full-data log posterior (``N / B`` scaling).
 - ``"sghmc"`` (Chen et al. 2014): ``blackjax.sghmc``; one step = a fresh minibatch, a fresh
   momentum ``N(0, I)`` and ``num_integration_steps`` steps of the friction-corrected dynamics
-  ``params += step_size * m; m += -friction * step_size * m + step_size * grad + noise``.
+  ``params += step_size * m; m += -friction * step_size * m + step_size * grad + noise``
+  (all integration steps of one sampler step share its minibatch; the refreshed momentum is
+  N(0, I) whatever the temperature, as in blackjax).
 - ``"cyclical_sgld"`` (Zhang et al. 2020, cSG-MCMC): the cosine step size
   ``step_size / 2 * (cos(pi * r) + 1)``, ``r`` the position within a cycle in [0, 1); while
   ``r < exploration_fraction`` the steps are noiseless (SGD-like exploration: the blackjax
   kernel at temperature 0), then the sampling phase draws with noise, and the last
   ``num_samples / num_cycles`` steps of every cycle (every ``thinning``-th) are kept.
-  ``base="sghmc"`` runs the same schedule on SGHMC.
+  ``base="sghmc"`` runs the same schedule on SGHMC (its momentum refresh still moves the
+  exploration steps by ~``step_size``).
 
 All chains run vmapped in one compiled program; see ``_sampling_loop`` for chunking,
 checkpoints and resumption.
