@@ -31,6 +31,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
 import jax
@@ -38,8 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import bdl
+from bdl.approximators import ParticlePosterior
 from bdl.approximators.laplace import build_stages
 from bdl.approximators.laplace._marglik import Hyper
+from bdl.models import as_network
 from bench._common import PEERS, peer_regression_data, peer_results, write_result
 
 SIGMA = 0.1
@@ -129,6 +132,18 @@ def bench_config(model, map_post, data, subset: str, hessian: str, repeats: int)
     }
 
 
+TORCH_MAP = r"""
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+import laplace_torch_bench as peer
+torch.set_num_threads(2)
+x, y, xt, yt = peer.make_data()
+model = peer.make_model("tanh")
+peer.train_map(model, x, y)
+np.savez(sys.argv[2], **{k: v.detach().numpy() for k, v in model.state_dict().items()})
+"""
+
+
 def run_torch(python: str, threads: int) -> list[dict]:
     """The peer script in the given venv, now, on this machine (one JSON line per config)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -137,20 +152,44 @@ def run_torch(python: str, threads: int) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def compare(records: list[dict], peers: list[dict], map_s: float) -> list[dict]:
-    """Speed-ups against the peer lines and the fit + marglik share of the MAP time."""
+def torch_map(python: str, model, x) -> ParticlePosterior:
+    """The peer script's MAP network (same seed and steps), as a bdl MAP posterior: Laplace on
+    the very same weights compares like with like."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "map.npz")
+        subprocess.run([python, "-c", TORCH_MAP, str(PEERS), path], check=True,
+                       capture_output=True, text=True)
+        w = dict(np.load(path))
+    layers = {i: {"kernel": jnp.asarray(w[f"{2 * i}.weight"].T)[None],
+                  "bias": jnp.asarray(w[f"{2 * i}.bias"])[None]} for i in range(3)}
+    network = as_network(model, jnp.asarray(x[:1]))
+    return ParticlePosterior("map", network, bdl.likelihoods.Gaussian(scale=SIGMA),
+                             {"net": {"layers": layers}, "lik": {}})
+
+
+def same_map_nll(model, map_post, data, subset: str, hessian: str) -> dict:
+    x, y, xt, yt = data
+    post = bdl.fit("laplace", model, bdl.likelihoods.Gaussian(scale=SIGMA), (x, y),
+                   key=jax.random.key(0), subset=subset, hessian=hessian, map_posterior=map_post,
+                   prior_precision=1.0, tune="marglik", tune_steps=100, tune_learning_rate=0.1)
+    pred = post.predict(jnp.asarray(xt))
+    return {"nll": float(-jnp.mean(pred.log_prob(jnp.asarray(yt)))),
+            "prior_precision": np.ravel(post.prior_precision).tolist(),
+            "log_marglik": float(post.log_marginal_likelihood())}
+
+
+def compare(records: list[dict], peers: list[dict], tag: str) -> None:
+    """Speed-ups of every record against the peer lines (``{tag}_speedup``)."""
     by_config = {p.get("config"): p for p in peers}
     for rec in records:
-        rec["fit_plus_marglik_over_map"] = (rec["fit_s"] + rec["marglik_s"]) / map_s
         peer = by_config.get(rec.get("peer_config"))
         if peer is None or "fit_s" not in peer:
             continue
-        rec["peer"] = {k: peer.get(k) for k in ("config", "fit_s", "marglik_s", "predict_s", "nll",
-                                                "prior_precision", "map_train_s",
-                                                "map_test_nll_sigma0.1")}
-        for stage in ("fit", "marglik", "predict"):
-            rec[f"{stage}_speedup"] = peer[f"{stage}_s"] / rec[f"{stage}_s"]
-    return records
+        rec[f"peer_{tag}"] = {k: peer.get(k) for k in (
+            "config", "fit_s", "marglik_s", "predict_s", "nll", "prior_precision",
+            "map_train_s", "map_test_nll_sigma0.1")}
+        rec[f"{tag}_speedup"] = {stage: peer[f"{stage}_s"] / rec[f"{stage}_s"]
+                                 for stage in ("fit", "marglik", "predict")}
 
 
 def main() -> None:
@@ -176,30 +215,47 @@ def main() -> None:
               f"(compile {rec['fit_compile_s']:.2f} / {rec['marglik_compile_s']:.2f} / "
               f"{rec['predict_compile_s']:.2f} s)  NLL {rec['nll']:.3f}  prior "
               f"{rec['prior_precision'][0]:.1f}", flush=True)
-    if args.torch_python:
-        peers, peer_source = run_torch(args.torch_python, args.torch_threads), "run now"
-    else:
-        peers, peer_source = peer_results(), "recorded (shared/bench-peers), not re-run"
-    compare(records, peers, map_rec["run_s"])
+    for rec in records:
+        rec["fit_plus_marglik_over_map"] = (rec["fit_s"] + rec["marglik_s"]) / map_rec["run_s"]
+    recorded = peer_results()
+    compare(records, recorded, "recorded")
     record = {
         "problem": "MLP 8-50-50-1 tanh, 2,000 train / 1,000 test points, sigma 0.1",
-        "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-        "map": map_rec, "laplace": records, "peer_source": peer_source,
-        "peer_map_train_s": next((p.get("map_train_s") for p in peers if "map_train_s" in p),
-                                 None),
+        "load_avg_before": load_before, "map": map_rec, "laplace": records,
+        "peer_recorded_map_train_s": next((p["map_train_s"] for p in recorded
+                                           if "map_train_s" in p), None),
     }
+    if args.torch_python:
+        now = run_torch(args.torch_python, args.torch_threads)
+        compare(records, now, "run_now")
+        record["peer_run_now_map_train_s"] = next((p["map_train_s"] for p in now
+                                                   if "map_train_s" in p), None)
+        tmap = torch_map(args.torch_python, model, x)
+        f = tmap.predict(jnp.asarray(xt)).mean()
+        map_rec["torch_map_test_nll_sigma0.1"] = float(np.mean(
+            0.5 * np.log(2 * np.pi * SIGMA**2) + 0.5 * (yt - f) ** 2 / SIGMA**2))
+        for rec in records:
+            subset, hessian = rec["config"].split("/")
+            rec["on_torch_map"] = same_map_nll(model, tmap, (x, y, xt, yt), subset, hessian)
+    record["load_avg_after"] = os.getloadavg()
     path = write_result("laplace_speed", record)
 
     print(f"MAP 2,000 steps: run {map_rec['run_s']:.2f} s (compile {map_rec['compile_s']:.2f} s),"
           f" test RMSE {map_rec['test_rmse']:.3f}, NLL {map_rec['test_nll_sigma0.1']:.3f}; "
-          f"peers: {peer_source}; load {load_before[0]:.1f} -> {record['load_avg_after'][0]:.1f}")
+          f"load {load_before[0]:.1f} -> {record['load_avg_after'][0]:.1f}")
     for rec in records:
         line = (f"{rec['config']:>16}: (fit + marglik) / MAP = "
                 f"{rec['fit_plus_marglik_over_map']:.4f}")
-        if "peer" in rec:
-            line += (f"; vs {rec['peer']['config']}: fit {rec['fit_speedup']:.1f}x, marglik "
-                     f"{rec['marglik_speedup']:.1f}x, predict {rec['predict_speedup']:.1f}x; "
-                     f"NLL {rec['nll']:.3f} vs {rec['peer']['nll']:.3f}")
+        for tag in ("recorded", "run_now"):
+            if f"{tag}_speedup" in rec:
+                up, peer = rec[f"{tag}_speedup"], rec[f"peer_{tag}"]
+                line += (f"; vs {peer['config']} ({tag}): fit {up['fit']:.0f}x, marglik "
+                         f"{up['marglik']:.0f}x, predict {up['predict']:.1f}x, NLL "
+                         f"{peer['nll']:.3f}")
+        if "on_torch_map" in rec:
+            same = rec["on_torch_map"]
+            line += (f"; bdl on the torch MAP: NLL {same['nll']:.3f}, prior "
+                     f"{same['prior_precision'][0]:.1f}")
         print(line)
     print(f"written to {path}")
 

@@ -239,6 +239,24 @@ def test_bad_options_are_named(options, match):
                 map_posterior=_map_at(model, lik, x), **options)
 
 
+def test_multi_output_regression_and_mc_classification_shapes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2)).astype(np.float32)
+    y2 = rng.normal(size=(30, 2)).astype(np.float32)
+    model = bdl.models.MLP((4,), out=2)
+    lik = bdl.likelihoods.Gaussian(scale=0.5)
+    post = bdl.fit("laplace", model, lik, (x, y2), key=jax.random.key(0), prior_precision=1.0,
+                   map_posterior=_map_at(model, lik, x))
+    pred = post.predict(x[:5])
+    assert pred.batch_shape == (5, 2) and np.all(np.asarray(pred.variance()) > 0.25)
+    labels = rng.integers(0, 2, size=30)
+    cat = bdl.likelihoods.Categorical()
+    post = bdl.fit("laplace", model, cat, (x, labels), key=jax.random.key(0), subset="all",
+                   hessian="diag", map_posterior=_map_at(model, cat, x))
+    mc = post.predict(x[:5], predictive="mc", key=jax.random.key(1), num_samples=30)
+    assert mc.is_classification and mc.batch_shape == (5,) and mc.num_samples == 30
+
+
 class _TanhHead(linen.Module):
     @linen.compact
     def __call__(self, x):

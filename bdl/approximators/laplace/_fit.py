@@ -228,6 +228,8 @@ def _initial_log_noise(likelihood: Likelihood, lik_params: Any, dtype) -> jax.Ar
         return None
     if likelihood.scale is not None:
         return jnp.asarray(np.log(likelihood.scale), dtype)
+    if "log_scale" not in lik_params:  # a MAP fitted with a fixed-scale likelihood
+        return jnp.asarray(np.log(likelihood.init_scale), dtype)
     return jnp.asarray(lik_params["log_scale"], dtype).reshape(())
 
 
