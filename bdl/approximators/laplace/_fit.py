@@ -42,7 +42,8 @@ def fit_laplace(
       subset: ``"last_layer"`` (default; the model must end in a dense layer) or ``"all"``.
       prior_precision: positive float, or one value per layer group; default: the MAP
         prior's precision as the starting point of the tuning.
-      prior_structure: ``"scalar"`` (default) or ``"layerwise"`` (one precision per layer).
+      prior_structure: ``"scalar"`` (default) or ``"layerwise"`` (one precision per layer;
+        the default when ``prior_precision`` gives one value per layer).
       tune: ``"marglik"`` (default unless ``prior_precision`` is given) maximises the
         Laplace evidence by Adam on the log hyper-parameters; ``None`` keeps them.
       tune_noise: also tune the noise scale of a homoscedastic Gaussian (default: when the
@@ -58,16 +59,82 @@ def fit_laplace(
       A ``LaplacePosterior``; ``info`` holds the tuned hyper-parameters, the evidence, the
       tuning history and timings (compile time apart from run time).
     """
+    train, opts = _parse_options(options, likelihood)
+    map_post = opts.map_posterior
+    if map_post is None:
+        map_post = fit_map(key, network, likelihood, data,
+                           **{k: v for k, v in options.items() if k not in _OWN})
+    else:
+        _check_map_posterior(map_post, network, options)
+    net_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["net"])
+    lik_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["lik"])
+
+    sub = build_subnet(network, net_params, data["x"], opts.subset)
+    if opts.hessian == "kfac" and sub.kron_perm is None:
+        raise ValueError(sub.kron_unavailable)
+    theta, _ = ravel_pytree(sub.theta(net_params))
+    chunk = opts.chunk_size or _default_chunk(sub, opts.hessian, network, net_params, data)
+
+    stages = build_stages(sub, opts.hessian, likelihood, chunk_size=int(chunk), tune=opts.tune,
+                          tune_noise=opts.tune_noise, steps=opts.tune_steps,
+                          learning_rate=opts.tune_learning_rate)
+    timings: dict[str, dict[str, float]] = {}
+    (curv, terms), timings["curvature"] = _timed(stages.curvature, theta, net_params,
+                                                 lik_params, data)
+    init = Hyper(_initial_log_prior(sub, opts.prior_precision, opts.prior_structure, train,
+                                    net_params, theta.dtype),
+                 _initial_log_noise(likelihood, lik_params, theta.dtype))
+    (hyper, factor, lml, history), timings[stages.hyper_stage] = _timed(
+        stages.hyper, curv, terms, theta, init)
+    history = np.asarray(history)
+
+    info = {
+        "hessian": opts.hessian,
+        "subset": opts.subset,
+        "prior_structure": opts.prior_structure,
+        "layers": list(sub.group_names),
+        "num_params": sub.num_params,
+        "num_outputs": int(jax.eval_shape(network.apply, net_params, data["x"][:1]).shape[-1]),
+        "prior_precision": np.exp(np.asarray(hyper.log_prior)).tolist(),
+        "noise_scale": None if hyper.log_noise is None else float(np.exp(hyper.log_noise)),
+        "log_marginal_likelihood": float(lml),
+        "tune": opts.tune,
+        "tune_history": history,
+        "timings": timings,
+        "map_history": map_post.info.get("history"),
+    }
+    return LaplacePosterior("laplace", network, likelihood, net_params, sub, opts.hessian, theta,
+                            curv, terms, hyper, factor, info, tuple(data["x"].shape[1:]))
+
+
+class LaplaceOptions(NamedTuple):
+    """The method's own options, checked (see ``fit_laplace``)."""
+
+    hessian: str
+    subset: str
+    prior_precision: Any
+    prior_structure: str
+    tune: str | None
+    tune_noise: bool
+    tune_steps: int
+    tune_learning_rate: float
+    map_posterior: Any
+    chunk_size: int | None
+
+
+def _parse_options(options: dict[str, Any], likelihood: Likelihood
+                   ) -> tuple[TrainOptions, LaplaceOptions]:
     train, own = split_options(options, _OWN, "laplace")
     hessian = own.get("hessian", "kfac")
     subset = own.get("subset", "last_layer")
     check_choice("hessian", hessian, HESSIANS)
     check_choice("subset", subset, SUBSETS)
-    structure = own.get("prior_structure", "scalar")
-    check_choice("prior_structure", structure, ("scalar", "layerwise"))
     given_prior = own.get("prior_precision")
     if given_prior is not None:
         check_positive("prior_precision", given_prior)
+    per_layer = given_prior is not None and np.size(given_prior) > 1
+    structure = own.get("prior_structure", "layerwise" if per_layer else "scalar")
+    check_choice("prior_structure", structure, ("scalar", "layerwise"))
     tuning = own.get("tune", "marglik" if given_prior is None else None)
     if tuning not in ("marglik", None):
         raise ValueError(f"Unknown tune {tuning!r}; choose one of: 'marglik', None.")
@@ -83,50 +150,11 @@ def fit_laplace(
     if steps < 1:
         raise ValueError(f"`tune_steps` must be >= 1; got {steps}.")
     check_positive("tune_learning_rate", lr)
-
-    map_post = own.get("map_posterior")
-    if map_post is None:
-        map_post = fit_map(key, network, likelihood, data,
-                           **{k: v for k, v in options.items() if k not in _OWN})
-    else:
-        _check_map_posterior(map_post, network, options)
-    net_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["net"])
-    lik_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["lik"])
-
-    sub = build_subnet(network, net_params, data["x"], subset)
-    if hessian == "kfac" and sub.kron_perm is None:
-        raise ValueError(sub.kron_unavailable)
-    theta, _ = ravel_pytree(sub.theta(net_params))
-    chunk = own.get("chunk_size") or _default_chunk(sub, hessian, network, net_params, data)
-
-    stages = build_stages(sub, hessian, likelihood, chunk_size=int(chunk), tune=tuning,
-                          tune_noise=tune_noise, steps=steps, learning_rate=lr)
-    timings: dict[str, dict[str, float]] = {}
-    (curv, terms), timings["curvature"] = _timed(stages.curvature, theta, net_params,
-                                                 lik_params, data)
-    init = Hyper(_initial_log_prior(sub, given_prior, structure, train, net_params, theta.dtype),
-                 _initial_log_noise(likelihood, lik_params, theta.dtype))
-    (hyper, factor, lml, history), timings[stages.hyper_stage] = _timed(
-        stages.hyper, curv, terms, theta, init)
-    history = np.asarray(history)
-
-    info = {
-        "hessian": hessian,
-        "subset": subset,
-        "prior_structure": structure,
-        "layers": list(sub.group_names),
-        "num_params": sub.num_params,
-        "num_outputs": int(jax.eval_shape(network.apply, net_params, data["x"][:1]).shape[-1]),
-        "prior_precision": np.exp(np.asarray(hyper.log_prior)).tolist(),
-        "noise_scale": None if hyper.log_noise is None else float(np.exp(hyper.log_noise)),
-        "log_marginal_likelihood": float(lml),
-        "tune": tuning,
-        "tune_history": history,
-        "timings": timings,
-        "map_history": map_post.info.get("history"),
-    }
-    return LaplacePosterior("laplace", network, likelihood, net_params, sub, hessian, theta,
-                            curv, terms, hyper, factor, info, tuple(data["x"].shape[1:]))
+    chunk = own.get("chunk_size")
+    if chunk is not None and int(chunk) < 1:
+        raise ValueError(f"`chunk_size` must be >= 1; got {chunk}.")
+    return train, LaplaceOptions(hessian, subset, given_prior, structure, tuning, tune_noise,
+                                 steps, lr, own.get("map_posterior"), chunk)
 
 
 class Stages(NamedTuple):

@@ -11,6 +11,9 @@
 - ``"mc"``: a mixture over parameter draws ``theta_s ~ N(theta*, Sigma)`` pushed through the
   network.
 
+The closed-form GLM Gaussian is one mixture component, so its ``epistemic_variance()`` is zero
+and the whole variance shows as aleatoric; the split is in ``functional_variance`` (epistemic
+``J Sigma J^T``) and ``noise_scale``, or use ``predictive="mc"`` (a mixture that carries it).
 Draws need a ``key``; the closed forms do not. Everything for one call runs as one jitted
 program, compiled once per input shape and option set.
 """
@@ -112,7 +115,7 @@ class LaplacePosterior:
         (``prior_precision``: a scalar or one per layer group; ``noise_scale``: homoscedastic
         Gaussian only)."""
         hyper = self.hyper
-        if prior_precision is None and noise_scale is None and "log_marginal_likelihood" in self.info:
+        if prior_precision is None and noise_scale is None:
             return jnp.asarray(self.info["log_marginal_likelihood"], self.theta.dtype)
         if prior_precision is not None:
             check_positive("prior_precision", prior_precision)
