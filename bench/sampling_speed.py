@@ -187,6 +187,7 @@ def _peer_nuts_module():
 def _nuts_stats(draws: np.ndarray, wall: float, nsteps: np.ndarray, div: np.ndarray) -> dict:
     ess = np.asarray(effective_sample_size(draws))
     return {
+        "ess_median_per_1k_leapfrogs": float(1000 * np.median(ess) / np.asarray(nsteps).sum()),
         "ess_min": float(ess.min()), "ess_median": float(np.median(ess)),
         "wall_s_excl_compile": wall,
         "ess_per_s_min": float(ess.min() / wall), "ess_per_s_median": float(np.median(ess) / wall),
@@ -219,6 +220,8 @@ def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int
     info = post.info["draw_info"]
     rec = {"tool": "bdl", "seed": seed, "total_s_incl_compile": total,
            "compile_s": timing["compile_s"], "sampler_run_s": timing["run_s"],
+           "sampling_us_per_leapfrog": 1e6 * timing["sampling_s"]
+           / float(np.sum(info["num_integration_steps"])),
            "step_size": post.info["step_size"]}
     rec |= _nuts_stats(draws, total - timing["compile_s"], info["num_integration_steps"],
                        info["diverging"])
@@ -307,7 +310,8 @@ def main() -> None:
                 for r in nuts[tool]:
                     print(f"NUTS {tool} seed {r['seed']}: ESS min/median {r['ess_min']:.1f} / "
                           f"{r['ess_median']:.1f}, wall excl. compile "
-                          f"{r['wall_s_excl_compile']:.1f} s -> {r['ess_per_s_median']:.2f}/s; "
+                          f"{r['wall_s_excl_compile']:.1f} s -> {r['ess_per_s_median']:.2f}/s "
+                          f"({r['ess_median_per_1k_leapfrogs']:.2f} per 1k leapfrogs); "
                           f"divergences {r['divergences']}, R-hat max {r['split_rhat_max']:.2f}, "
                           f"leapfrog/draw {r['mean_leapfrog_per_draw']:.0f}, "
                           f"compile {r['compile_s'] if r['compile_s'] is not None else '-'}")

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
+from blackjax.adaptation.step_size import find_reasonable_step_size
 from jax.flatten_util import ravel_pytree
 
 from bdl._validation import check_positive
@@ -72,6 +73,10 @@ class HMCFamilyOptions(SamplerOptions):
       num_samples: draws kept per chain (after ``thinning``).
       target_acceptance_rate: what the step-size adaptation aims for.
       step_size: initial step size of the adaptation (the step size when ``num_warmup=0``).
+      find_step_size: before the warm-up, search a reasonable first step size from
+        ``step_size`` (doubling / halving until a one-step proposal's acceptance crosses
+        ``target_acceptance_rate``; blackjax's ``find_reasonable_step_size``), as Stan and
+        numpyro do; blackjax's window adaptation alone starts from ``step_size``.
       dense_mass: adapt a dense mass matrix instead of a diagonal one.
     """
 
@@ -79,6 +84,7 @@ class HMCFamilyOptions(SamplerOptions):
     num_warmup: int = 500
     target_acceptance_rate: float = 0.8
     step_size: float = 1.0
+    find_step_size: bool = True
     dense_mass: bool = False
 
     def __post_init__(self):
@@ -165,9 +171,13 @@ def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_p
         if int(opts.num_warmup) == 0:
             imm = jnp.ones(num_params) if not opts.dense_mass else jnp.eye(num_params)
             return HMCChain(algorithm.init(position, target), jnp.float32(opts.step_size), imm)
+        initial_step_size = jnp.float32(opts.step_size)
+        if opts.find_step_size:
+            key, k_search = jax.random.split(key)
+            initial_step_size = _reasonable_step_size(k_search, target, position, opts)
         adaptation = blackjax.window_adaptation(
             algorithm, target, is_mass_matrix_diagonal=not opts.dense_mass,
-            initial_step_size=float(opts.step_size),
+            initial_step_size=initial_step_size,
             target_acceptance_rate=float(opts.target_acceptance_rate),
             adaptation_info_fn=get_filter_adapt_info_fn(), **extra)
         (state, params), _ = adaptation.run(key, position, num_steps=int(opts.num_warmup))
@@ -178,6 +188,20 @@ def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_p
 
 
 STEP_INFO = ("acceptance_rate", "diverging", "num_integration_steps", "logdensity")
+
+
+def _reasonable_step_size(key: jax.Array, target: Callable, position: jax.Array,
+                          opts: HMCFamilyOptions) -> jax.Array:
+    """blackjax's ``find_reasonable_step_size`` with one-leapfrog HMC and a unit mass matrix."""
+    kernel = blackjax.hmc.build_kernel()
+    state = blackjax.hmc.init(position, target)
+    ones = jnp.ones_like(position)
+
+    def kernel_generator(step_size):
+        return lambda k, s: kernel(k, s, target, step_size, ones, 1)
+
+    return find_reasonable_step_size(key, kernel_generator, state, jnp.float32(opts.step_size),
+                                     float(opts.target_acceptance_rate))
 
 
 def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
