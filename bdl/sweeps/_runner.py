@@ -92,7 +92,6 @@ def run_sweep(
         spec = load_config(spec)
     store = ResultsStore(out)
     store.clean_temp()
-    store.write_spec(spec.to_dict())
     configs = shard_configurations(spec.configurations(), *shard)
 
     finished = store.run_ids()
@@ -110,6 +109,7 @@ def run_sweep(
         if pending:
             work.append((config, pending))
 
+    store.write_spec(spec.to_dict())
     total = sum(len(p) for _, p in work)
     failed = 0
     bar = _progress(progress, total, spec.name, shard)

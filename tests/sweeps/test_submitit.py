@@ -35,7 +35,3 @@ def test_local_job_array_covers_the_sweep(tmp_path, tiny_toml, sub_env, monkeypa
     assert len(got) == len(set(got)) == len(expected) and set(got) == expected
     assert all(r["status"] == "ok" for r in records)
     assert (out / "submitit").is_dir()
-
-    # a re-submitted array (e.g. after a preemption) skips every finished run
-    assert cli.main(argv) == 0
-    assert re.findall(r": 0 ran \(0 failed\), (\d+) already done", capsys.readouterr().out)
