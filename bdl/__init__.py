@@ -1,6 +1,15 @@
 """bdl: Bayesian deep learning in JAX/Flax with decision-aware evaluation."""
 
-from bdl import approximators, decisions, likelihoods, metrics, models, priors, training
+from bdl import (
+    approximators,
+    decisions,
+    likelihoods,
+    metrics,
+    models,
+    priors,
+    sweeps,
+    training,
+)
 from bdl.approximators import available, fit
 from bdl.predictive import Predictive
 
@@ -14,6 +23,7 @@ __all__ = [
     "metrics",
     "models",
     "priors",
+    "sweeps",
     "training",
 ]
 __version__ = "0.1.0"
