@@ -95,12 +95,13 @@ def split_seeds(
 ) -> list[ParticlePosterior]:
     """Cut seed-major particles ``[S * M, ...]`` (and their history) into S posteriors."""
     per_seed = jax.tree.map(lambda a: a.reshape(num_seeds, -1, *a.shape[1:]), particles)
+    device = jax.devices()[0]  # a seed's particles live on one device, not replicated
     posteriors = []
     for s in range(num_seeds):
         hist = {k: (v.reshape(num_seeds, -1, *v.shape[1:])[s] if np.ndim(v) else v)
                 for k, v in history.items()}
         posteriors.append(ParticlePosterior(
-            method, network, likelihood, jax.tree.map(lambda a, s=s: a[s], per_seed),
+            method, network, likelihood, jax.tree.map(lambda a, s=s: jax.device_put(a[s], device), per_seed),
             {**info, "history": hist}, input_shape,
         ))
     return posteriors
