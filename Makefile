@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/python -m experiments.route_choice --out results/route_choice
+	$(BIN)/python -m experiments.benchmark --out results/benchmark
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -107,7 +107,7 @@ def regret(summaries: dict[str, dict], titles: dict[str, str], col: dict, path: 
     ax.set_title("Route choice: regret of 'take the route with the highest P(T <= 30)'",
                  fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper right")
     return _save(fig, path)
 
 

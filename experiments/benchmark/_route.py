@@ -44,7 +44,7 @@ CONDITIONS = {"test": f"test days (as in training: parades {rc.TRAIN_PARADE_RATE
               "shift": f"shifted test days (parades {rc.SHIFT_PARADE_RATE:.0%})"}
 BASELINES = ("map_homo", "point", "split_conformal", "cqr")
 REFERENCE = "truth"
-TRUTH_DRAWS = 200  # as many as cqr's quantile levels: one compiled scoring program for both
+TRUTH_DRAWS = 1000
 FIDELITY_DAYS = 300
 SLICE_POINTS = 61
 SLICE_LEVELS = (0.05, 0.5, 0.95)
