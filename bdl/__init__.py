@@ -2,6 +2,8 @@
 
 from bdl import (
     approximators,
+    conformal,
+    data,
     decisions,
     likelihoods,
     metrics,
@@ -16,6 +18,8 @@ from bdl.predictive import Predictive
 __all__ = [
     "Predictive",
     "approximators",
+    "conformal",
+    "data",
     "decisions",
     "available",
     "fit",
