@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import serialization
 
+from bdl._host import atomic_write
 from bdl.approximators._ensemble import with_random_prior
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.likelihoods import Likelihood
@@ -34,8 +35,8 @@ def save(posterior: ParticlePosterior, path: str | os.PathLike) -> Path:
         "likelihood": repr(posterior.likelihood),
         "info": {k: v for k, v in posterior.info.items() if _is_jsonable(v)},
     }
-    _atomic(path / "particles.msgpack", serialization.to_bytes(posterior.particles))
-    _atomic(path / "meta.json", json.dumps(meta, indent=2).encode())
+    atomic_write(path / "particles.msgpack", serialization.to_bytes(posterior.particles))
+    atomic_write(path / "meta.json", json.dumps(meta, indent=2).encode())
     return path
 
 
@@ -62,12 +63,6 @@ def load(path: str | os.PathLike, model: Any, likelihood: Likelihood) -> Particl
     particles = jax.tree.map(jnp.asarray, serialization.from_state_dict(template, raw))
     return ParticlePosterior(meta["method"], network, likelihood, particles, meta["info"],
                              tuple(meta["input_shape"]))
-
-
-def _atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
 
 
 def _is_jsonable(value: Any) -> bool:

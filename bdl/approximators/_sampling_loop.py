@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from bdl._host import atomic_write, progress_bar
 from bdl.models import Params
 from bdl.training import Batch
 
@@ -155,8 +156,8 @@ class Checkpoint:
                             serialization.from_bytes(template, self.state_file.read_bytes()))
 
     def save(self, state: Any) -> None:
-        _atomic_write(self.meta_file, json.dumps(self.fingerprint, indent=1).encode())
-        _atomic_write(self.state_file, serialization.to_bytes(jax.device_get(state)))
+        atomic_write(self.meta_file, json.dumps(self.fingerprint, indent=1).encode())
+        atomic_write(self.state_file, serialization.to_bytes(jax.device_get(state)))
 
 
 def run_loop(
@@ -184,7 +185,7 @@ def run_loop(
     done = int(state.step)
     compiled: dict[int, Callable] = {}
     compile_s = run_s = 0.0
-    bar = _progress_bar(progress, total, done, description)
+    bar = progress_bar(progress, total, done, description, unit="step")
     while done < total:
         n = min(chunk_steps, total - done)
         xs = {k: jnp.asarray(v[done:done + n]) for k, v in schedule.items()}
@@ -231,18 +232,3 @@ def _hash_tree(tree: Any) -> str:
         h.update(f"{jax.tree_util.keystr(path)}{arr.shape}{arr.dtype}".encode())
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
-
-
-def _progress_bar(enabled: bool, total: int, initial: int, description: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=description, unit="step", leave=False)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import serialization
 
+from bdl._host import atomic_write, progress_bar
 from bdl.models import Params
 from bdl.training._data import Batch
 
@@ -181,7 +182,7 @@ def train(
     train_hist, val_hist = [], []
     compiled: dict[int, Callable] = {}
     compile_s = run_s = 0.0
-    bar = _progress_bar(progress, epochs, done, description)
+    bar = progress_bar(progress, epochs, done, description, unit="epoch")
     while done < epochs:
         n = min(chunk_epochs, epochs - done)
         if n not in compiled:  # ahead-of-time compile, so compile time is reported apart
@@ -199,7 +200,7 @@ def train(
             bar.update(n)
             bar.set_postfix(loss=float(np.mean(train_hist[-1])), val=float(np.mean(val_hist[-1])))
         if ckpt is not None:
-            _atomic_write(ckpt, serialization.to_bytes(state))
+            atomic_write(ckpt, serialization.to_bytes(state))
         if patience is not None and val_data is not None:
             if np.all(np.asarray(state.since_best) >= patience):
                 break
@@ -212,18 +213,3 @@ def train(
         "run_s": run_s,
     }
     return state, history
-
-
-def _progress_bar(enabled: bool, total: int, initial: int, description: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=description, unit="epoch", leave=False)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
