@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bdl._validation import as_float, check_probability, is_concrete
+from bdl._validation import as_float, check_finite, check_probability, is_concrete
 
 
 class Predictive(abc.ABC):
@@ -119,6 +119,29 @@ class Predictive(abc.ABC):
                 )
         where = self._batch_start + axis % n_batch
         return jax.tree.map(lambda x: jnp.take(x, indices, axis=where), self)
+
+    def affine(self, shift=0.0, scale=1.0) -> Predictive:
+        """The predictive of ``shift + scale * Y`` for ``Y`` distributed as this one.
+
+        ``shift`` and ``scale`` broadcast against ``batch_shape`` (scalars, or per-output
+        arrays); ``scale`` must be positive. Used to report a model trained on standardised
+        targets in the original units: ``pred.affine(y_mean, y_std)``. Regression only.
+        """
+        if self.is_classification:
+            raise TypeError("`affine` is defined for regression predictives only.")
+        shift, scale = as_float(shift), as_float(scale)
+        check_finite("shift", shift)
+        check_finite("scale", scale)
+        if is_concrete(scale) and np.any(np.asarray(scale) <= 0):
+            raise ValueError("`scale` must be positive.")
+        for name, value in (("shift", shift), ("scale", scale)):
+            if broadcast_shape(value, self.batch_shape, name, "the batch shape") != self.batch_shape:
+                raise ValueError(f"`{name}` of shape {value.shape} must broadcast to the batch "
+                                 f"shape {self.batch_shape}.")
+        return self._affine(shift, scale)
+
+    def _affine(self, shift: jax.Array, scale: jax.Array) -> Predictive:
+        return self._unsupported("affine")
 
     # ----------------------------------------------------------------- moments
     def mean(self) -> jax.Array:

@@ -60,6 +60,9 @@ class GaussianMixture(Predictive):
     def num_samples(self) -> int:
         return int(self.loc.shape[0])
 
+    def _affine(self, shift, scale) -> GaussianMixture:
+        return GaussianMixture(shift + scale * self.loc, scale * self.scale, self.weights)
+
     # moments (the math is jitted here so eager calls compile once per shape, not per op)
     @jax.jit
     def mean(self) -> jax.Array:

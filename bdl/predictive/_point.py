@@ -39,6 +39,9 @@ class Point(Predictive):
     def mean(self) -> jax.Array:
         return self.values
 
+    def _affine(self, shift, scale) -> Point:
+        return Point(shift + scale * self.values)
+
     def aleatoric_variance(self) -> jax.Array:
         return jnp.zeros_like(self.values)
 

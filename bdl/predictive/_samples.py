@@ -39,6 +39,9 @@ class Samples(Predictive):
     def batch_shape(self) -> tuple[int, ...]:
         return tuple(self.samples.shape[1:])
 
+    def _affine(self, shift, scale) -> Samples:
+        return Samples(shift + scale * self.samples)
+
     @property
     def num_samples(self) -> int:
         return int(self.samples.shape[0])

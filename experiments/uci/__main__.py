@@ -1,0 +1,3 @@
+from experiments.uci import main
+
+main()

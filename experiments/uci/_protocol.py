@@ -1,0 +1,238 @@
+"""The UCI protocol: hyper-parameters chosen on a validation split, every approximator fitted
+with them, test metrics in the original units, a newsvendor decision.
+
+Per data set and split (``bdl.data.uci``, standardised with training statistics):
+
+1. **Tuning** (training data only): MAP fits on 80% of the training set for every prior
+   precision x noise model of the grid, the held-out 20% scored every ``chunk_epochs``;
+   the pair with the lowest validation NLL wins, and its best epoch count with it.
+2. **Fitting**: every approximator with the chosen prior precision, noise model and epochs,
+   on the whole training set. MAP-based methods (Laplace, the samplers' initial positions)
+   start from the same MAP fit. Laplace re-tunes its prior precision (and the homoscedastic
+   noise) by its marginal likelihood, as in Immer et al. (2021).
+3. **Scoring**: ``Predictive.affine(y_mean, y_std)`` back to the original units, then
+   ``bdl.metrics.evaluate`` (RMSE, NLL, CRPS, calibration error, 90% coverage, ...) and
+   ``bdl.decisions.evaluate`` with a newsvendor utility (shortfall 3x as costly as excess;
+   the Bayes action is the predictive 0.75-quantile): realised cost and regret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bdl
+from bdl import decisions, metrics
+from bdl.data import UCISplit
+
+# Published references on these splits, test RMSE / test NLL (mean, standard error) as in
+# ../shared/data/uci/README.md: MC dropout (Gal & Ghahramani 2016, grid-search re-run), deep
+# ensembles of 5 nets (Lakshminarayanan et al. 2017, Table 1), PBP (Hernandez-Lobato & Adams
+# 2015, as reported there).
+REFERENCES: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
+    "bostonHousing": {"mc_dropout": {"rmse": (2.90, 0.18), "nll": (2.40, 0.04)},
+                      "deep_ensembles": {"rmse": (3.28, 1.00), "nll": (2.41, 0.25)},
+                      "pbp": {"rmse": (3.01, 0.18), "nll": (2.57, 0.09)}},
+    "concrete": {"mc_dropout": {"rmse": (4.82, 0.16), "nll": (2.93, 0.02)},
+                 "deep_ensembles": {"rmse": (6.03, 0.58), "nll": (3.06, 0.18)},
+                 "pbp": {"rmse": (5.67, 0.09), "nll": (3.16, 0.02)}},
+    "energy": {"mc_dropout": {"rmse": (0.54, 0.06), "nll": (1.21, 0.01)},
+               "deep_ensembles": {"rmse": (2.09, 0.29), "nll": (1.38, 0.22)},
+               "pbp": {"rmse": (1.80, 0.05), "nll": (2.04, 0.02)}},
+    "wine-quality-red": {"mc_dropout": {"rmse": (0.62, 0.01), "nll": (0.93, 0.01)},
+                         "deep_ensembles": {"rmse": (0.64, 0.04), "nll": (0.94, 0.12)},
+                         "pbp": {"rmse": (0.64, 0.01), "nll": (0.97, 0.01)}},
+    "yacht": {"mc_dropout": {"rmse": (0.67, 0.05), "nll": (1.25, 0.01)},
+              "deep_ensembles": {"rmse": (1.58, 0.48), "nll": (1.18, 0.21)},
+              "pbp": {"rmse": (1.02, 0.05), "nll": (1.63, 0.02)}},
+}
+REFERENCE_NAMES = {"mc_dropout": "MC dropout", "deep_ensembles": "deep ensembles (5)",
+                   "pbp": "PBP"}
+
+# newsvendor: a unit of shortfall costs 3x a unit of excess (Bayes action: 0.75-quantile)
+UNDER_COST, OVER_COST = 3.0, 1.0
+ACTION_GRID = 401  # candidate quantities, evenly spaced over the training range +- 3 sd
+
+DEFAULT_METHODS = ("map", "ensemble", "laplace", "vi", "sgld", "sghmc", "cyclical_sgld")
+FULL_METHODS = (*DEFAULT_METHODS, "nuts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Sizes and grids of one protocol (``QUICK`` or ``FULL``; ``TINY`` for tests).
+
+    Attributes:
+      num_splits: splits run (the first ``num_splits`` of each data set).
+      methods: approximators run by default.
+      prior_grid: prior precisions tried on the validation split.
+      noise_grid: noise models tried (``"homoscedastic"``: learned scale; ``"heteroscedastic"``:
+        a mean and a scale head).
+      max_epochs: full-batch Adam steps of a tuning fit; the final fits use the best count.
+      chunk_epochs: validation every this many epochs (the epoch count's resolution).
+      validation_fraction: share of the training set held out for tuning.
+      learning_rate: Adam's step size (standardised data).
+      options: per-method options on top of the tuned ones.
+    """
+
+    num_splits: int
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    prior_grid: tuple[float, ...] = (1.0, 10.0, 100.0)
+    noise_grid: tuple[str, ...] = ("homoscedastic", "heteroscedastic")
+    max_epochs: int = 2000
+    chunk_epochs: int = 100
+    validation_fraction: float = 0.2
+    learning_rate: float = 3e-3
+    options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+_SG = {"num_chains": 2, "batch_size": 128}
+QUICK_OPTIONS: dict[str, dict[str, Any]] = {
+    "ensemble": {"num_members": 5},
+    "laplace": {"hessian": "full", "subset": "all", "tune_steps": 200},
+    "vi": {},
+    "sgld": {**_SG, "num_burnin": 1000, "num_samples": 20, "thinning": 50},
+    "sghmc": {**_SG, "num_burnin": 200, "num_samples": 20, "thinning": 10},
+    "cyclical_sgld": {**_SG, "num_cycles": 4, "steps_per_cycle": 500, "num_samples": 20},
+    "nuts": {"num_chains": 2, "num_warmup": 300, "num_samples": 50, "thinning": 4,
+             "max_num_doublings": 6},
+}
+FULL_OPTIONS: dict[str, dict[str, Any]] = {
+    **QUICK_OPTIONS,
+    "sgld": {**_SG, "num_chains": 4, "num_burnin": 2000, "num_samples": 50, "thinning": 50},
+    "sghmc": {**_SG, "num_chains": 4, "num_burnin": 500, "num_samples": 50, "thinning": 10},
+    "cyclical_sgld": {**_SG, "num_chains": 4, "num_cycles": 8, "steps_per_cycle": 1000,
+                      "num_samples": 40},
+    "nuts": {"num_chains": 4, "num_warmup": 1000, "num_samples": 200, "thinning": 5,
+             "max_num_doublings": 8},
+}
+QUICK = Protocol(num_splits=3, options=QUICK_OPTIONS)
+FULL = Protocol(num_splits=20, methods=FULL_METHODS, prior_grid=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+                max_epochs=4000, options=FULL_OPTIONS)
+TINY = Protocol(num_splits=1, methods=("map", "ensemble", "laplace"), prior_grid=(1.0,),
+                noise_grid=("homoscedastic",), max_epochs=40, chunk_epochs=20,
+                options={"ensemble": {"num_members": 2},
+                         "laplace": {"hessian": "diag", "subset": "all", "tune_steps": 10}})
+PROTOCOLS = {"quick": QUICK, "full": FULL, "tiny": TINY}
+# predictives that sample parameters (VI, heteroscedastic Laplace) draw this many
+PREDICT_SAMPLES = 100
+
+
+# ------------------------------------------------------------------------------- tuning
+def model_and_likelihood(split: UCISplit, noise: str):
+    """The protocol's one-hidden-layer ReLU MLP (``split.n_hidden`` units) and Gaussian."""
+    likelihood = bdl.likelihoods.Gaussian(noise)
+    model = bdl.models.MLP((split.n_hidden,), out=likelihood.output_size(1), activation="relu")
+    return model, likelihood
+
+
+def tune(split: UCISplit, protocol: Protocol, key: jax.Array) -> dict[str, Any]:
+    """Prior precision, noise model and epochs by validation NLL on the training data only.
+
+    Returns ``{"prior_precision", "noise", "epochs", "val_nll", "grid": [...], "tune_s"}``;
+    ``val_nll`` is the mean NLL per held-out point on the standardised scale.
+    """
+    start = time.perf_counter()
+    grid = []
+    for noise in protocol.noise_grid:
+        model, likelihood = model_and_likelihood(split, noise)
+        for precision in protocol.prior_grid:
+            post = bdl.fit("map", model, likelihood, (split.x_train, split.y_train), key=key,
+                           **_train_options(protocol, precision, protocol.max_epochs),
+                           validation_fraction=protocol.validation_fraction)
+            val = np.asarray(post.info["history"]["val_loss"], np.float64).reshape(-1)
+            val = np.where(np.isfinite(val), val, np.inf)
+            best = int(np.argmin(val))
+            grid.append({"noise": noise, "prior_precision": float(precision),
+                         "epochs": (best + 1) * protocol.chunk_epochs,
+                         "val_nll": float(val[best])})
+    winner = min(grid, key=lambda g: g["val_nll"])
+    return {**winner, "grid": grid, "tune_s": time.perf_counter() - start}
+
+
+def _train_options(protocol: Protocol, precision: float, epochs: int) -> dict[str, Any]:
+    return {"epochs": int(epochs), "chunk_epochs": protocol.chunk_epochs,
+            "learning_rate": protocol.learning_rate,
+            "prior": bdl.priors.IsotropicGaussian(float(precision))}
+
+
+# ------------------------------------------------------------------------------ fitting
+def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], protocol: Protocol,
+                key: jax.Array):
+    """Yield ``(method, posterior, fit_seconds)`` for every method, with the tuned ``hyper``.
+
+    The MAP fit is shared: Laplace builds on it and the samplers start from it (its time is
+    added to theirs). A method that raises yields ``(method, exception, seconds)``.
+    """
+    model, likelihood = model_and_likelihood(split, hyper["noise"])
+    data = (split.x_train, split.y_train)
+    train = _train_options(protocol, hyper["prior_precision"], hyper["epochs"])
+    k_map, k_rest = jax.random.split(key)
+    t0 = time.perf_counter()
+    map_post = bdl.fit("map", model, likelihood, data, key=k_map, **train)
+    _block(map_post)
+    map_s = time.perf_counter() - t0
+    for i, method in enumerate(methods):
+        k = jax.random.fold_in(k_rest, i)
+        extra = dict(protocol.options.get(method, {}))
+        t0 = time.perf_counter()
+        try:
+            if method == "map":
+                yield method, map_post, map_s
+                continue
+            if method == "laplace":
+                post = bdl.fit(method, model, likelihood, data, key=k, map_posterior=map_post,
+                               prior=train["prior"], **extra)
+            elif method in ("ensemble", "vi"):
+                post = bdl.fit(method, model, likelihood, data, key=k, **train, **extra)
+            else:  # samplers: the tuned prior, chains started at the MAP
+                chains = int(extra.get("num_chains", 4))
+                start = jax.tree.map(lambda a: jnp.broadcast_to(a[0], (chains, *a.shape[1:])),
+                                     map_post.particles)
+                post = bdl.fit(method, model, likelihood, data, key=k, prior=train["prior"],
+                               init_positions=start, **extra)
+            _block(post)
+            seconds = time.perf_counter() - t0 + (0.0 if method in ("ensemble", "vi") else map_s)
+            yield method, post, seconds
+        except Exception as err:  # noqa: BLE001 - one failing method must not stop the split
+            yield method, err, time.perf_counter() - t0
+
+
+def _block(posterior: Any) -> None:
+    jax.block_until_ready(jax.tree.leaves(getattr(posterior, "particles", {})))
+
+
+# ------------------------------------------------------------------------------ scoring
+def newsvendor(split: UCISplit) -> decisions.Utility:
+    """The asymmetric-cost action decision in original units: order ``a``; each unit short
+    of ``y`` costs ``UNDER_COST``, each unit over costs ``OVER_COST``."""
+    y = split.y_train_original
+    lo, hi = float(y.min()) - 3.0 * split.y_std, float(y.max()) + 3.0 * split.y_std
+    return decisions.asymmetric(np.linspace(lo, hi, ACTION_GRID, dtype=np.float32),
+                                under=UNDER_COST, over=OVER_COST)
+
+
+def predictive(posterior: Any, split: UCISplit, key: jax.Array):
+    """The test predictive in original units."""
+    options = {}
+    if "num_samples" in inspect.signature(posterior.predict).parameters:
+        options["num_samples"] = PREDICT_SAMPLES
+    pred = posterior.predict(jnp.asarray(split.x_test), key=key, **options)
+    return pred.affine(split.y_mean, split.y_std)
+
+
+def score(posterior: Any, split: UCISplit, key: jax.Array) -> dict[str, float]:
+    """Accuracy and decision metrics of ``posterior`` on the test split, original units."""
+    k_pred, k_dec = jax.random.split(key)
+    pred = predictive(posterior, split, k_pred)
+    y = jnp.asarray(split.y_test_original)
+    out = {k: float(v) for k, v in metrics.evaluate(pred, y).items()}
+    d = decisions.evaluate(pred, y, newsvendor(split), key=k_dec)
+    out["newsvendor_cost"] = -float(d["realised_utility"])
+    out["newsvendor_regret"] = float(d["regret"])
+    return out
