@@ -138,9 +138,11 @@ class Predictive(abc.ABC):
             if broadcast_shape(value, self.batch_shape, name, "the batch shape") != self.batch_shape:
                 raise ValueError(f"`{name}` of shape {value.shape} must broadcast to the batch "
                                  f"shape {self.batch_shape}.")
-        return self._affine(shift, scale)
+        batch = self.batch_shape
+        return self._affine(jnp.broadcast_to(shift, batch), jnp.broadcast_to(scale, batch))
 
     def _affine(self, shift: jax.Array, scale: jax.Array) -> Predictive:
+        """``shift`` and ``scale`` arrive broadcast to ``batch_shape``."""
         return self._unsupported("affine")
 
     # ----------------------------------------------------------------- moments

@@ -61,7 +61,8 @@ class GaussianMixture(Predictive):
         return int(self.loc.shape[0])
 
     def _affine(self, shift, scale) -> GaussianMixture:
-        return GaussianMixture(shift + scale * self.loc, scale * self.scale, self.weights)
+        return GaussianMixture(shift[None] + scale[None] * self.loc, scale[None] * self.scale,
+                               self.weights)
 
     # moments (the math is jitted here so eager calls compile once per shape, not per op)
     @jax.jit

@@ -40,7 +40,7 @@ class Samples(Predictive):
         return tuple(self.samples.shape[1:])
 
     def _affine(self, shift, scale) -> Samples:
-        return Samples(shift + scale * self.samples)
+        return Samples(shift[None] + scale[None] * self.samples)
 
     @property
     def num_samples(self) -> int:

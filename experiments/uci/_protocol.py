@@ -162,45 +162,112 @@ def _train_options(protocol: Protocol, precision: float, epochs: int) -> dict[st
 
 
 # ------------------------------------------------------------------------------ fitting
+SAMPLERS = ("sgld", "sghmc", "cyclical_sgld", "hmc", "nuts")
+# step sizes of the SG-MCMC kernels from the largest curvature lambda of the negative log
+# posterior at the MAP (power iteration): Langevin / Euler steps are stable for
+# step < 2 / lambda (SGLD) and step < 2 / sqrt(lambda) (SGHMC's position-momentum updates).
+STEP_FACTOR = {"sgld": 0.2, "cyclical_sgld": 0.5, "sghmc": 0.3}
+
+
 def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], protocol: Protocol,
                 key: jax.Array):
     """Yield ``(method, posterior, fit_seconds)`` for every method, with the tuned ``hyper``.
 
-    The MAP fit is shared: Laplace builds on it and the samplers start from it (its time is
-    added to theirs). A method that raises yields ``(method, exception, seconds)``.
+    Every method uses the tuned prior precision, noise model and epochs, except Laplace: it
+    is the homoscedastic GLM Laplace of the best homoscedastic grid point, whose prior
+    precision and noise scale it then tunes by its own marginal likelihood. MAP fits are
+    shared: Laplace builds on one, the samplers start their chains at one (its time is added
+    to theirs) with step sizes set from its curvature. A method that raises yields
+    ``(method, exception, seconds)``.
     """
-    model, likelihood = model_and_likelihood(split, hyper["noise"])
     data = (split.x_train, split.y_train)
-    train = _train_options(protocol, hyper["prior_precision"], hyper["epochs"])
     k_map, k_rest = jax.random.split(key)
-    t0 = time.perf_counter()
-    map_post = bdl.fit("map", model, likelihood, data, key=k_map, **train)
-    _block(map_post)
-    map_s = time.perf_counter() - t0
+    maps: dict[str, tuple[Any, float, dict[str, Any]]] = {}
+
+    def map_fit(noise: str):
+        if noise not in maps:
+            choice = hyper if noise == hyper["noise"] else _best(hyper, noise)
+            model, likelihood = model_and_likelihood(split, noise)
+            train = _train_options(protocol, choice["prior_precision"], choice["epochs"])
+            t0 = time.perf_counter()
+            post = bdl.fit("map", model, likelihood, data, key=k_map, **train)
+            _block(post)
+            maps[noise] = (post, time.perf_counter() - t0, train)
+        return maps[noise]
+
     for i, method in enumerate(methods):
         k = jax.random.fold_in(k_rest, i)
         extra = dict(protocol.options.get(method, {}))
+        noise = "homoscedastic" if method == "laplace" else hyper["noise"]
+        model, likelihood = model_and_likelihood(split, noise)
         t0 = time.perf_counter()
         try:
-            if method == "map":
-                yield method, map_post, map_s
+            if method in ("ensemble", "vi"):
+                train = _train_options(protocol, hyper["prior_precision"], hyper["epochs"])
+                post = bdl.fit(method, model, likelihood, data, key=k, **train, **extra)
+                _block(post)
+                yield method, post, time.perf_counter() - t0
                 continue
-            if method == "laplace":
+            map_post, map_s, train = map_fit(noise)
+            t0 = time.perf_counter()
+            if method == "map":
+                post = map_post
+            elif method == "laplace":
                 post = bdl.fit(method, model, likelihood, data, key=k, map_posterior=map_post,
                                prior=train["prior"], **extra)
-            elif method in ("ensemble", "vi"):
-                post = bdl.fit(method, model, likelihood, data, key=k, **train, **extra)
             else:  # samplers: the tuned prior, chains started at the MAP
                 chains = int(extra.get("num_chains", 4))
                 start = jax.tree.map(lambda a: jnp.broadcast_to(a[0], (chains, *a.shape[1:])),
                                      map_post.particles)
+                if method in STEP_FACTOR and "step_size" not in extra:
+                    lam = max_curvature(model, likelihood, train["prior"], data,
+                                        jax.tree.map(lambda a: a[0], map_post.particles))
+                    root = np.sqrt(lam) if method == "sghmc" else lam
+                    extra["step_size"] = float(STEP_FACTOR[method] / root)
                 post = bdl.fit(method, model, likelihood, data, key=k, prior=train["prior"],
                                init_positions=start, **extra)
             _block(post)
-            seconds = time.perf_counter() - t0 + (0.0 if method in ("ensemble", "vi") else map_s)
-            yield method, post, seconds
+            yield method, post, time.perf_counter() - t0 + map_s
         except Exception as err:  # noqa: BLE001 - one failing method must not stop the split
             yield method, err, time.perf_counter() - t0
+
+
+def _best(hyper: dict[str, Any], noise: str) -> dict[str, Any]:
+    """The grid point with the lowest validation NLL among those of ``noise``."""
+    candidates = [g for g in hyper.get("grid", []) if g["noise"] == noise]
+    if not candidates:
+        raise ValueError(f"no {noise} point in the tuning grid")
+    return min(candidates, key=lambda g: g["val_nll"])
+
+
+def max_curvature(model: Any, likelihood: Any, prior: Any, data: tuple, params: Any,
+                  iterations: int = 30) -> float:
+    """Largest eigenvalue (in magnitude) of the Hessian of the full-data negative log
+    posterior at ``params = {"net", "lik"}``, by power iteration on Hessian-vector products."""
+    from jax.flatten_util import ravel_pytree
+
+    from bdl.approximators._sampler_common import log_density_fn
+    from bdl.training import prepare_data
+
+    x = jnp.asarray(data[0])
+    network = bdl.models.as_network(model, x[:1])
+    batch = prepare_data(data, likelihood, network, jax.random.key(0))
+    log_density = log_density_fn(network, likelihood, prior, int(x.shape[0]))
+    flat, unravel = ravel_pytree(params)
+
+    @jax.jit
+    def power(flat):
+        grad = jax.grad(lambda f: -log_density(unravel(f), batch))
+
+        def step(_, v):
+            hv = jax.jvp(grad, (flat,), (v,))[1]
+            return hv / jnp.linalg.norm(hv)
+
+        v0 = jax.random.normal(jax.random.key(0), flat.shape, flat.dtype)
+        v = jax.lax.fori_loop(0, iterations, step, v0 / jnp.linalg.norm(v0))
+        return jnp.abs(jnp.vdot(v, jax.jvp(grad, (flat,), (v,))[1]))
+
+    return float(power(flat))
 
 
 def _block(posterior: Any) -> None:

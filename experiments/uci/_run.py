@@ -135,7 +135,7 @@ def _run_units(units: list[dict[str, Any]], args: argparse.Namespace,
     bar = tqdm(total=total, desc=f"uci {args.protocol_name}", unit="fit", file=sys.stderr,
                dynamic_ncols=True)
     if skipped:
-        bar.write(f"resuming: {skipped} finished runs in {args.out} are kept")
+        bar.write(f"resuming: {skipped} finished runs in {args.out} are kept", file=sys.stderr)
     try:
         for unit, methods in todo:
             bar.set_postfix_str(unit["config_id"])
@@ -143,7 +143,7 @@ def _run_units(units: list[dict[str, Any]], args: argparse.Namespace,
                 store.write(record)
                 bar.update(1)
                 if record["status"] != "ok":
-                    bar.write(f"{record['run_id']}: FAILED {record['error'][:200]}")
+                    bar.write(f"{record['run_id']}: FAILED {record['error'][:200]}", file=sys.stderr)
     finally:
         bar.close()
 

@@ -1,0 +1,50 @@
+"""The UCI experiment: references as published, a seconds-long end-to-end run, resume."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from experiments.uci import _protocol as P
+from experiments.uci import main
+
+ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
+needs_data = pytest.mark.skipif(not ROOT.is_dir(), reason=f"no UCI data at {ROOT}")
+
+
+@needs_data
+def test_references_match_the_data_readme():
+    text = (ROOT / "README.md").read_text()
+    for name, refs in P.REFERENCES.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        numbers = [float(v) for v in re.findall(r"\d+\.\d+", row)]
+        ours = [v for key in ("mc_dropout", "deep_ensembles", "pbp")
+                for metric in ("rmse", "nll") for v in refs[key][metric]]
+        assert numbers == ours, name
+
+
+@needs_data
+def test_tiny_run_writes_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "uci"
+    args = ["--tiny", "--datasets", "yacht", "--methods", "map,laplace", "--out", str(out),
+            "--root", str(ROOT), "--no-cache"]
+    paths = main(args)
+    report = paths["report"].read_text()
+    assert "| yacht | 1.18 ± 0.21 |" in report
+    assert "| laplace | 1 |" in report and "| map | 1 |" in report
+    runs = sorted(p.name for p in (out / "runs").glob("*.json"))
+    assert runs == ["tune-yacht-00.json", "yacht-00-laplace.json", "yacht-00-map.json"]
+    stamp = (out / "runs" / "yacht-00-map.json").stat().st_mtime_ns
+    main(args)  # resume: nothing recomputed
+    assert (out / "runs" / "yacht-00-map.json").stat().st_mtime_ns == stamp
+    assert "resuming: 2 finished runs" in capsys.readouterr().err
+    header = paths["csv"].read_text().splitlines()[0]
+    for column in ("rmse", "nll", "crps", "coverage_90", "newsvendor_cost", "newsvendor_regret"):
+        assert column in header.split(",")
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--tiny", "--methods", "nope", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--tiny", "--root", str(tmp_path / "missing"), "--out", str(tmp_path)])
