@@ -6,7 +6,9 @@ Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
    one SGLD step and one SGHMC integration step (one minibatch gradient each) against one plain
    SGD step, same model and minibatch size. Two views:
    - kernel: the same ``lax.scan`` harness around ``optax.sgd`` / ``blackjax.sgld`` /
-     ``blackjax.sghmc`` (per-step key, minibatch gather, gradient of the log density);
+     ``blackjax.sghmc`` (per-step key, minibatch gather, gradient of the log density); the SG
+     kernels get the library's per-step key (``bdl.approximators._sgmcmc.kernel_key``: philox)
+     and, as ``*_threefry``, jax's default threefry key (the time of the noise draw);
    - library: ``bdl.fit("sgld" | "sghmc")`` sampling time per step against
      ``bdl.fit("map", optimizer=optax.sgd(...))`` training time per step.
    Medians of repeated runs, compilation excluded (reported apart); wall and process (CPU)
@@ -43,6 +45,7 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
 import bdl
 from bdl.approximators._sampler_common import log_density_fn
+from bdl.approximators._sgmcmc import KERNEL_KEY_IMPL, kernel_key
 from bench._common import PEERS, peer_regression_data, write_result
 
 MAX_TREE = 2**10 - 1
@@ -80,10 +83,11 @@ def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_st
     sgld = blackjax.sgld(grad)
     sghmc = blackjax.sghmc(grad, integration_steps, 0.01, 0.0)
 
-    def bulk(key, num):  # per-step minibatch indices and kernel keys, drawn before the scan
+    def bulk(key, num, as_kernel_key=False):  # per-step minibatch indices and keys, in bulk
         k_batch, k_step = jax.random.split(key)
         idx = jax.random.randint(k_batch, (num, batch_size), 0, n)
-        return idx, jax.random.split(k_step, num)
+        keys = jax.random.split(k_step, num)
+        return idx, jax.vmap(kernel_key)(keys) if as_kernel_key else keys
 
     def gather(idx):
         return jax.tree.map(lambda a: a[idx], data)
@@ -98,19 +102,23 @@ def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_st
         (p, _), _ = jax.lax.scan(body, (params, sgd.init(params)), bulk(key, steps))
         return p
 
-    def sg_run(kernel, num):
+    def sg_run(kernel, num, as_kernel_key):
         def run(params, key):
             def body(p, xs):
                 return kernel.step(xs[1], p, gather(xs[0]), 1e-7, 1.0), None
 
-            p, _ = jax.lax.scan(body, params, bulk(key, num))
+            p, _ = jax.lax.scan(body, params, bulk(key, num, as_kernel_key))
             return p
 
         return run
 
-    out = {"batch_size": batch_size, "steps": steps, "integration_steps": integration_steps}
-    runs = {"sgd": (sgd_run, steps), "sgld": (sg_run(sgld, steps), steps),
-            "sghmc": (sg_run(sghmc, steps // integration_steps), steps)}
+    out = {"batch_size": batch_size, "steps": steps, "integration_steps": integration_steps,
+           "kernel_key_impl": KERNEL_KEY_IMPL or "threefry2x32"}
+    sghmc_calls = steps // integration_steps
+    runs = {"sgd": (sgd_run, steps), "sgld": (sg_run(sgld, steps, True), steps),
+            "sghmc": (sg_run(sghmc, sghmc_calls, True), steps),
+            "sgld_threefry": (sg_run(sgld, steps, False), steps),
+            "sghmc_threefry": (sg_run(sghmc, sghmc_calls, False), steps)}
     for name, (fn, grads) in runs.items():
         t0 = time.perf_counter()
         compiled = jax.jit(fn).lower(params, jax.random.key(1)).compile()
@@ -118,7 +126,7 @@ def bench_kernel_steps(batch_size: int, steps: int, repeats: int, integration_st
         wall, cpu = _median_time(compiled, params, jax.random.key(1), repeats=repeats)
         out[f"{name}_us_per_grad"] = 1e6 * wall / grads
         out[f"{name}_cpu_us_per_grad"] = 1e6 * cpu / grads
-    for name in ("sgld", "sghmc"):
+    for name in ("sgld", "sghmc", "sgld_threefry", "sghmc_threefry"):
         out[f"{name}_over_sgd"] = out[f"{name}_us_per_grad"] / out["sgd_us_per_grad"]
         out[f"{name}_over_sgd_cpu"] = out[f"{name}_cpu_us_per_grad"] / out["sgd_cpu_us_per_grad"]
     return out
@@ -297,6 +305,10 @@ def main() -> None:
                   f"({r['sgld_over_sgd']:.2f}x | {r['sgld_over_sgd_cpu']:.2f}x); SGHMC "
                   f"{r['sghmc_us_per_grad']:.0f} | {r['sghmc_cpu_us_per_grad']:.0f} "
                   f"({r['sghmc_over_sgd']:.2f}x | {r['sghmc_over_sgd_cpu']:.2f}x)")
+            if "sgld_threefry_over_sgd" in r:
+                print(f"  with threefry kernel keys: SGLD {r['sgld_threefry_over_sgd']:.2f}x | "
+                      f"{r['sgld_threefry_over_sgd_cpu']:.2f}x; SGHMC "
+                      f"{r['sghmc_threefry_over_sgd']:.2f}x | {r['sghmc_threefry_over_sgd_cpu']:.2f}x")
     if not args.skip_nuts:
         load = os.getloadavg()[0]
         if load >= 1.5 and not args.force:

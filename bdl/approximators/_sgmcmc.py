@@ -28,6 +28,7 @@ from typing import Any
 
 import blackjax
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bdl._validation import check_choice, check_positive
@@ -205,9 +206,35 @@ def sg_kernel(kind: str, grad_fn: Callable, opts: SGLDOptions) -> blackjax.base.
                           float(opts.noise_estimate))
 
 
+def _available_impl(name: str) -> str | None:
+    try:
+        jax.random.key(0, impl=name)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return name
+
+
+# The PRNG of the kernels' noise. blackjax draws N(0, I) of the parameters' size at every step
+# (every integration step for SGHMC) inside the scan; on CPU, jax's default threefry lowers
+# to a rolled loop there and that draw costs several times the minibatch gradient of a small
+# network. Philox 4x32-10 (Salmon et al. 2011, a counter-based generator of the same family,
+# 64-bit keys) is markedly cheaper there. Its key is drawn from the step's threefry key, so
+# the results stay a pure function of the user's key. None (jax without philox4x32): threefry.
+KERNEL_KEY_IMPL = _available_impl("philox4x32")
+
+
+def kernel_key(key: jax.Array) -> jax.Array:
+    """The key handed to the blackjax kernel for one step: a ``KERNEL_KEY_IMPL`` key whose
+    64 bits are drawn from ``key`` (``key`` itself where that implementation is missing)."""
+    if KERNEL_KEY_IMPL is None:
+        return key
+    return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl=KERNEL_KEY_IMPL)
+
+
 def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: int):
     """One chain's step and what to draw for it in bulk: ``prepare(key) -> {"idx", "key"}``
-    (minibatch indices, drawn uniformly with replacement, and the kernel's key) and
+    (minibatch indices, drawn uniformly with replacement, and the kernel's key, see
+    ``kernel_key``) and
     ``step(prepared, params, x, data) -> (params, {})``, one kernel step on that minibatch with
     this step's ``x["step_size"]`` and ``x["temperature"]``. With ``batch_size >= num_data``
     every step uses the whole data set."""
@@ -216,7 +243,7 @@ def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: 
     def prepare(key: jax.Array) -> dict:
         k_batch, k_kernel = jax.random.split(key)
         idx = None if full else jax.random.randint(k_batch, (batch_size,), 0, num_data)
-        return {"idx": idx, "key": k_kernel}
+        return {"idx": idx, "key": kernel_key(k_kernel)}
 
     def step(prepared: dict, position: Params, x: dict, data: Batch):
         batch = data if full else jax.tree.map(lambda a: a[prepared["idx"]], data)

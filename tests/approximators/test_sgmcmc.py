@@ -9,14 +9,16 @@ Stated tolerances on BLR (N=100, minibatches of 25, 4 vmapped chains, fixed seed
   variances within 50% (few effectively independent draws per cycle).
 """
 
+import blackjax
 import flax.linen as nn
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import bdl
-from bdl.approximators._sgmcmc import CyclicalOptions, cyclical_schedule
+from bdl.approximators._sgmcmc import CyclicalOptions, cyclical_schedule, kernel_key
 
 SIGMA, PRIOR_PRECISION = 0.5, 1.0
 
@@ -120,6 +122,27 @@ def test_rhat_is_far_above_one_when_chains_sit_in_separated_modes():
     assert stuck.diagnostics["rhat_max"] > 3.0
     draws = np.asarray(stuck.chains()["net"]["w"])[..., 0]
     assert np.all(draws[:2] > 0) and np.all(draws[2:] < 0)  # each chain stayed in its mode
+
+
+def test_kernel_keys_are_a_pure_function_of_the_step_key_and_give_iid_normal_noise():
+    """The kernels' per-step keys (philox where jax has it) come from the step's threefry key;
+    blackjax's N(0, I) draws from them look i.i.d. standard normal across and within steps."""
+    steps = jax.random.split(jax.random.key(0), 400)
+    keys = jax.vmap(kernel_key)(steps)
+    again = jax.vmap(kernel_key)(steps)
+    np.testing.assert_array_equal(jax.random.key_data(keys), jax.random.key_data(again))
+    position = {"a": jnp.zeros((50, 20)), "b": jnp.zeros(7)}
+    noise = jax.vmap(lambda k: jax.flatten_util.ravel_pytree(
+        blackjax.util.generate_gaussian_noise(k, position))[0])(keys)
+    z = np.asarray(noise, np.float64)  # [steps, D]
+    assert z.shape == (400, 1007)
+    n = z.size
+    assert abs(z.mean()) < 4 / np.sqrt(n)
+    assert abs(z.var() - 1) < 4 * np.sqrt(2 / n)
+    assert abs(np.mean(z**4) - 3) < 0.1  # Gaussian kurtosis
+    lag = np.mean(z[1:] * z[:-1])  # between consecutive steps, same coordinate
+    assert abs(lag) < 4 / np.sqrt(z[1:].size)
+    assert np.unique(np.asarray(jax.random.key_data(keys)), axis=0).shape[0] == 400
 
 
 def test_sgld_resumes_from_a_checkpoint_with_the_same_result(blr, sgld_post, tmp_path):
