@@ -115,9 +115,16 @@ def markdown(records: list[dict[str, Any]], *, protocol: str, runtime_s: float,
         lines += ["", f"## {dataset}", ""]
         tune = [t for t in tunings if t["dataset"] == dataset]
         if tune:
-            chosen = ", ".join(f"split {t['split']}: {t['noise'][:6]}., prior {t['prior_precision']:g}, "
-                               f"{t['epochs']} epochs" for t in sorted(tune, key=lambda t: t["split"]))
-            lines += [f"Chosen on validation: {chosen}.", ""]
+            lines += ["Chosen on validation (MAP grid; ensemble and VI pick their noise model "
+                      "by their own validation NLL; Laplace is homoscedastic):", ""]
+            for t in sorted(tune, key=lambda t: t["split"]):
+                own = "; ".join(f"{m}: {c['noise'][:6]}." for m, c in
+                                sorted(t.get("per_method", {}).items()))
+                lines.append(f"- split {t['split']}: {t['noise']}, prior precision "
+                             f"{t['prior_precision']:g}, {t['epochs']} epochs"
+                             + (f" ({own})" if own else "")
+                             + f"; tuning took {t.get('tune_s', float('nan')):.0f} s")
+            lines.append("")
         lines.append("| method | splits | " + " | ".join(h for _, h in COLUMNS) + " |")
         lines.append("|---|---|" + "---|" * len(COLUMNS))
         for method in methods:

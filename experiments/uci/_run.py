@@ -157,15 +157,14 @@ def _run_unit(unit: dict[str, Any], methods: list[str], args: argparse.Namespace
     if tune_id in store:
         hyper = store.read(tune_id)
     else:
-        hyper = P.tune(split, args.protocol, jax.random.fold_in(key, 0))
+        hyper = P.tune(split, args.protocol, jax.random.fold_in(key, 0), tuple(methods))
         hyper = {**_base(unit, args), "run_id": tune_id, "kind": "tuning", "status": "ok",
                  **hyper}
         store.write(hyper)
     for method, post, seconds in P.fit_methods(split, hyper, methods, args.protocol,
                                                jax.random.fold_in(key, 1)):
         record = {**_base(unit, args), "run_id": _rid(unit, method), "kind": "run",
-                  "method": method, "noise": hyper["noise"],
-                  "prior_precision": hyper["prior_precision"], "epochs": hyper["epochs"],
+                  "method": method, **_chosen(hyper, method),
                   "fit_s": seconds, "n_train": int(len(split.y_train)),
                   "n_test": int(len(split.y_test))}
         if isinstance(post, Exception):
@@ -198,6 +197,15 @@ def _diagnostics(post: Any) -> dict[str, Any]:
             if isinstance(value, (int, float)):
                 out[f"diag.{name}"] = float(value)
     return out
+
+
+def _chosen(hyper: dict[str, Any], method: str) -> dict[str, Any]:
+    """The hyper-parameters ``method`` was fitted with (see ``_protocol.fit_methods``)."""
+    choice = hyper.get("per_method", {}).get(method, hyper)
+    if method == "laplace":
+        choice = P.best_point(hyper, "homoscedastic")
+    return {"noise": choice["noise"], "prior_precision": choice["prior_precision"],
+            "epochs": choice["epochs"]}
 
 
 def _rid(unit: dict[str, Any], method: str) -> str:
