@@ -145,8 +145,9 @@ def ranking(summary: dict[str, dict[str, Any]], accuracy: str, decision: str,
                 if dec[j] - dec[i] > se:
                     pairs.append((a, b, float(dec[j] - dec[i])))
     pairs.sort(key=lambda t: -t[2])
+    se_known = any(not math.isnan(summary[m][decision][1]) for m in methods)
     return {"methods": methods, "accuracy_rank": acc_rank, "decision_rank": dec_rank,
-            "rho": rho, "p": p, "pairs": pairs}
+            "rho": rho, "p": p, "pairs": pairs, "se_known": se_known}
 
 
 def ranking_table(summary, rk: dict[str, Any], accuracy: str, decision: str) -> str:
@@ -168,7 +169,10 @@ def ranking_text(rk: dict[str, Any], accuracy: str, decision: str, max_pairs: in
     a_name, d_name = COLUMNS[accuracy][0], COLUMNS[decision][0]
     n = len(rk["methods"])
     if math.isnan(rk["rho"]):
-        text = f"Spearman rank correlation: undefined ({n} methods)."
+        why = ("fewer than 3 methods" if n < 3 else
+               f"all {n} methods tie on {a_name}" if np.ptp(rk["accuracy_rank"]) == 0 else
+               f"all {n} methods tie on {d_name}")
+        text = f"Spearman rank correlation: undefined ({why})."
     else:
         verdict = ("the rankings agree" if rk["rho"] >= 0.7 else
                    "the rankings only loosely agree" if rk["rho"] >= 0.3 else
@@ -178,8 +182,10 @@ def ranking_text(rk: dict[str, Any], accuracy: str, decision: str, max_pairs: in
     if rk["pairs"]:
         shown = "; ".join(f"{a} beats {b} on {a_name} but loses on {d_name} by {gap:.3f}"
                           for a, b, gap in rk["pairs"][:max_pairs])
+        noise = ("gap > combined s.e." if rk.get("se_known", True) else
+                 "any gap: one seed/split gives no s.e.")
         text += (f" {len(rk['pairs'])} pair(s) are ordered one way by {a_name} and the other way "
-                 f"by {d_name} (gap > combined s.e.), e.g.: {shown}.")
+                 f"by {d_name} ({noise}), e.g.: {shown}.")
     else:
         text += f" No pair is ordered one way by {a_name} and the other by {d_name} beyond noise."
     return text

@@ -63,3 +63,12 @@ def test_presets_and_rankings():
     rk = _report.ranking(summary, "rmse", "on_time")
     assert rk["rho"] == pytest.approx(-1.0)
     assert ("a", "c", pytest.approx(0.2)) in rk["pairs"]
+
+
+def test_sgd_learning_rate_becomes_a_step_size_per_data_set_size():
+    options = _methods.method_options("cyclical_sgld")
+    assert "sgd_learning_rate" in options and "step_size" not in options
+    resolved = _methods.resolve_options(options, num_data=500)
+    assert "sgd_learning_rate" not in resolved
+    assert resolved["step_size"] == pytest.approx(options["sgd_learning_rate"] / 500)
+    assert _methods.resolve_options({"epochs": 3}, 10) == {"epochs": 3}
