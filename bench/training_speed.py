@@ -9,6 +9,8 @@ Run:  .venv/bin/python -m bench.training_speed [--torch-python .venv-torch/bin/p
    recorded 5.6 s is quoted.
 2. Ensemble of M=10 MLP(50, 50) members on the same 2,000 points: one vmapped program vs the
    10 members trained one after another in a Python loop (same steps each).
+3. The floor: both problems as a hand-written JAX program (MLP, optax Adam, one ``lax.scan``,
+   no bdl), timed in the same go: what XLA on this machine allows.
 Compile time is reported apart from run time (ahead-of-time compilation in the host loop).
 Results are appended to ``bench/results/training_speed.jsonl``.
 """
@@ -21,6 +23,7 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import bdl
@@ -99,6 +102,75 @@ def bench_ensemble(members: int, epochs: int, batch_size: int) -> dict:
     }
 
 
+# ------------------------------------------------- the hardware floor: hand-written JAX
+def _floor_mlp():
+    sizes = [(8, 50), (50, 50), (50, 1)]
+
+    def init(key):
+        keys = jax.random.split(key, len(sizes))
+        return [(jax.random.normal(k, s) / np.sqrt(s[0]), jnp.zeros(s[1]))
+                for k, s in zip(keys, sizes, strict=True)]
+
+    def apply(p, x):
+        for i, (w, b) in enumerate(p):
+            x = x @ w + b
+            x = jnp.tanh(x) if i < len(p) - 1 else x
+        return x
+
+    return init, apply
+
+
+def bench_floor(members: int, epochs: int, batch_size: int, repeats: int = 3) -> dict:
+    """The same two problems as the smallest possible JAX program: a hand-written MLP, optax
+    Adam, one ``lax.scan`` over the steps, no bdl. This is what XLA on this CPU can do; bdl's
+    numbers are judged against it (and the issue's ratios, set with accelerators in mind,
+    against what it allows)."""
+    import optax
+
+    x, y, _, _ = peer_regression_data()
+    x, y = jnp.asarray(x), jnp.asarray(y).reshape(-1, 1)
+    init, apply = _floor_mlp()
+    opt = optax.adam(1e-3)
+
+    def fit(p, idx):  # idx [steps, B] minibatch rows (full batch: None)
+        def loss(p, rows):
+            xb, yb = (x, y) if rows is None else (x[rows], y[rows])
+            return jnp.mean((apply(p, xb) - yb) ** 2)
+
+        def step(carry, rows):
+            p, s = carry
+            u, s = opt.update(jax.grad(loss)(p, rows), s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(step, (p, opt.init(p)), idx, length=2000 if idx is None else None)[0][0]
+
+    def best(fn, *args):
+        compiled = jax.jit(fn).lower(*args).compile()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(*args))
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times)), compiled
+
+    keys = jax.random.split(jax.random.key(0), members)
+    map_s, _ = best(lambda p: fit(p, None), init(keys[0]))
+    steps = epochs * (x.shape[0] // batch_size)
+    idx = jax.vmap(lambda k: jax.random.randint(k, (steps, batch_size), 0, x.shape[0]))(keys)
+    params = jax.vmap(init)(keys)
+    single_s, single = best(fit, init(keys[0]), idx[0])
+    vm_s, _ = best(jax.vmap(fit), params, idx)
+    inputs = [(jax.tree.map(lambda a, i=i: a[i], params), idx[i]) for i in range(members)]
+    jax.block_until_ready(inputs)
+    t0 = time.perf_counter()
+    for p, rows in inputs:
+        jax.block_until_ready(single(p, rows))
+    seq_s = time.perf_counter() - t0
+    return {"map_run_s": map_s, "single_run_s": single_s, "vmapped_run_s": vm_s,
+            "sequential_run_s": seq_s, "speedup_run": seq_s / vm_s,
+            "vmapped_over_single_run": vm_s / single_s}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torch-python", help="python of a venv with torch, to run the peer loop")
@@ -120,6 +192,8 @@ def main() -> None:
         record["torch"] = "recorded (shared/bench-peers), not re-run"
     record["map_speedup_vs_torch"] = record["torch_map_s"] / record["map"]["run_s"]
     record["ensemble"] = bench_ensemble(10, args.ensemble_epochs, args.ensemble_batch)
+    record["floor"] = bench_floor(10, args.ensemble_epochs, args.ensemble_batch)
+    record["map_floor_speedup_vs_torch"] = record["torch_map_s"] / record["floor"]["map_run_s"]
     path = write_result("training_speed", record)
 
     m, e = record["map"], record["ensemble"]
@@ -130,6 +204,11 @@ def main() -> None:
           f"sequential run {e['sequential_run_s']:.2f} s -> {e['speedup_run']:.1f}x "
           f"({e['speedup_total_incl_compile']:.1f}x incl. compile); "
           f"vmapped / single member = {e['vmapped_over_single_run']:.2f}x")
+    f = record["floor"]
+    print(f"Hand-written JAX floor (no bdl): MAP run {f['map_run_s']:.2f} s -> "
+          f"{record['map_floor_speedup_vs_torch']:.1f}x PyTorch; ensemble vmapped "
+          f"{f['vmapped_run_s']:.2f} s vs sequential {f['sequential_run_s']:.2f} s -> "
+          f"{f['speedup_run']:.1f}x; vmapped / single = {f['vmapped_over_single_run']:.2f}x")
     print(f"written to {path}")
 
 
