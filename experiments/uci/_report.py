@@ -167,6 +167,14 @@ def _worse(summary, datasets, methods) -> list[str]:
             parts.append(f"best NLL {nll:.2f} ({m_nll}) vs best published {best_nll:.2f}")
         if rmse > best_rmse:
             parts.append(f"best RMSE {rmse:.2f} ({m_rmse}) vs best published {best_rmse:.2f}")
+        de = refs.get("deep_ensembles")
+        if de:
+            for metric, label in (("nll", "NLL"), ("rmse", "RMSE")):
+                worse = [m for m, e in finite.items() if e[metric][0] > de[metric][0]]
+                if worse:
+                    parts.append(f"{label} worse than the published deep ensembles "
+                                 f"({de[metric][0]:.2f}): " + ", ".join(
+                                     f"{m} {finite[m][metric][0]:.2f}" for m in worse))
         if parts:
             out.append(f"- {dataset}: " + "; ".join(parts) + ".")
     return out
@@ -218,9 +226,12 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(dataset)
         ax.set_xlabel("test NLL (nats, original units)")
         ax.grid(axis="x", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("UCI test NLL: bdl approximators (mean ± s.e. over splits) vs published")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
+               frameon=False)
+    fig.suptitle("UCI test NLL: bdl approximators (mean ± s.e. over splits) vs published "
+                 "references (lower is better)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
