@@ -91,6 +91,10 @@ class SGLDOptions(SamplerOptions):
         return 1e-2 / num_data
 
 
+# friction x step size of SGHMC's default friction: the share of the momentum damped per step
+DEFAULT_DAMPING = 0.2
+
+
 @dataclasses.dataclass(frozen=True)
 class SGHMCOptions(SGLDOptions):
     """Options of ``"sghmc"``: those of SGLD, plus
@@ -98,7 +102,12 @@ class SGHMCOptions(SGLDOptions):
     Attributes:
       num_integration_steps: integration steps per sampler step (>= 2; each one costs one
         minibatch gradient); momentum is refreshed at every sampler step.
-      friction: ``alpha`` of the SGHMC dynamics (blackjax's default 0.01).
+      friction: ``alpha`` of the SGHMC dynamics. blackjax's integrator decays the momentum
+        by ``1 - friction * step_size`` per integration step and takes the gradient at the
+        old position, so it adds energy at every step: with blackjax's default 0.01 and the
+        small steps of a network posterior nothing removes it and the draws come out
+        overdispersed. Default (None): ``DEFAULT_DAMPING / step_size`` (peak step size), a
+        fixed share of the momentum damped per step whatever the scale of the problem.
       noise_estimate: ``beta``, an estimate of the gradient noise subtracted from the injected
         noise (0 = none).
       step_size: the integration step; default ``sqrt(1e-2 / N)`` (its square times N plays the
@@ -106,7 +115,7 @@ class SGHMCOptions(SGLDOptions):
     """
 
     num_integration_steps: int = 10
-    friction: float = 0.01
+    friction: float | None = None
     noise_estimate: float = 0.0
     num_burnin: int = 100
     thinning: int = 1
@@ -117,12 +126,23 @@ class SGHMCOptions(SGLDOptions):
             raise ValueError("`num_integration_steps` must be >= 2 (blackjax's SGHMC step moves "
                              f"the position before the first gradient); got "
                              f"{self.num_integration_steps}.")
-        check_positive("friction", self.friction)
+        if self.friction is not None:
+            check_positive("friction", self.friction)
         if self.noise_estimate < 0:
             raise ValueError(f"`noise_estimate` must be >= 0; got {self.noise_estimate}.")
 
     def default_step_size(self, num_data: int) -> float:
         return float(np.sqrt(1e-2 / num_data))
+
+    def resolved_friction(self, num_data: int) -> float:
+        """``friction``, or ``DEFAULT_DAMPING`` divided by the (peak / first) step size."""
+        if self.friction is not None:
+            return float(self.friction)
+        base = self.step_size if self.step_size is not None else self.default_step_size(num_data)
+        first = float(np.max(np.asarray(base(np.arange(1))))) if callable(base) else float(base)
+        if not first > 0:
+            raise ValueError("the default `friction` needs a positive step size; pass `friction`.")
+        return DEFAULT_DAMPING / first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +222,8 @@ def sg_kernel(kind: str, grad_fn: Callable, opts: SGLDOptions) -> blackjax.base.
     """The blackjax SGLD / SGHMC algorithm for a gradient estimator ``(params, batch) -> grad``."""
     if kind == "sgld":
         return blackjax.sgld(grad_fn)
+    if opts.friction is None:
+        raise ValueError("resolve the SGHMC friction before building the kernel")
     return blackjax.sghmc(grad_fn, int(opts.num_integration_steps), float(opts.friction),
                           float(opts.noise_estimate))
 
@@ -300,6 +322,8 @@ def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihoo
     k_init, k_run = jax.random.split(key)
     position = initial_positions(k_init, network, likelihood, opts)
     log_density = log_density_fn(network, likelihood, opts.prior, n)
+    if kind == "sghmc":
+        opts = dataclasses.replace(opts, friction=opts.resolved_friction(n))
     kernel = sg_kernel(kind, jax.grad(log_density), opts)
     schedule = sg_schedule(method, opts, n)
 

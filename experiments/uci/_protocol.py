@@ -222,7 +222,6 @@ SAMPLERS = ("sgld", "sghmc", "cyclical_sgld", "hmc", "nuts")
 # posterior at the MAP (power iteration): Langevin / Euler steps are stable for
 # step < 2 / lambda (SGLD) and step < 2 / sqrt(lambda) (SGHMC's position-momentum updates).
 STEP_FACTOR = {"sgld": 0.2, "cyclical_sgld": 0.5, "sghmc": 0.3}
-SGHMC_DAMPING = 0.2  # friction x step: the share of momentum SGHMC's friction removes per step
 
 
 def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], protocol: Protocol,
@@ -282,10 +281,7 @@ def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], prot
                                         jax.tree.map(lambda a: a[0], map_post.particles))
                     root = np.sqrt(lam) if method == "sghmc" else lam
                     extra["step_size"] = float(STEP_FACTOR[method] / root)
-                    if method == "sghmc" and "friction" not in extra:
-                        # blackjax's momentum decays by (1 - friction * step) per step: the
-                        # default friction (0.01) removes nothing at these steps
-                        extra["friction"] = SGHMC_DAMPING / extra["step_size"]
+                    # (SGHMC's default friction then damps a fixed share of the momentum)
                 post = bdl.fit(method, model, likelihood, data, key=k, prior=train["prior"],
                                init_positions=start, **extra)
             _block(post)

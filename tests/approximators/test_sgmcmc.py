@@ -80,6 +80,21 @@ def test_sghmc_approximates_the_blr_posterior(blr):
     assert post.diagnostics["rhat_max"] < 1.05
 
 
+def test_sghmc_default_friction_damps_a_fixed_share_and_samples_the_blr_posterior(blr):
+    data, mean, cov = blr
+    post = blr_fit("sghmc", data, step_size=1e-3, num_integration_steps=10, batch_size=25,
+                   num_chains=4, num_burnin=1000, num_samples=1000, thinning=10)
+    check_moments(post, mean, cov, mean_tol=0.25, var_rtol=0.3)
+    assert post.diagnostics["rhat_max"] < 1.05
+    from bdl.approximators._sgmcmc import DEFAULT_DAMPING, SGHMCOptions
+
+    assert SGHMCOptions(step_size=1e-3).resolved_friction(100) == pytest.approx(
+        DEFAULT_DAMPING / 1e-3)
+    assert SGHMCOptions(friction=3.0).resolved_friction(100) == 3.0
+    with pytest.raises(ValueError, match="`friction`"):
+        SGHMCOptions(friction=-1.0)
+
+
 def test_cyclical_sgld_approximates_the_blr_posterior(blr):
     data, mean, cov = blr
     post = blr_fit("cyclical_sgld", data, step_size=2e-4, batch_size=25, num_chains=8,
