@@ -29,7 +29,20 @@ from bdl.sweeps import ResultsStore, parse_shard, shard_configurations
 from experiments.uci import _protocol as P
 from experiments.uci import _report
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
+def default_root() -> Path:
+    """``$BDL_UCI_ROOT``, else the first ``shared/data/uci`` beside the checkout or one of its
+    ancestors (``../shared/data/uci`` from the project root in the usual layout)."""
+    if os.environ.get("BDL_UCI_ROOT"):
+        return Path(os.environ["BDL_UCI_ROOT"])
+    repo = Path(__file__).resolve().parents[2]
+    for base in repo.parents:
+        candidate = base / "shared" / "data" / "uci"
+        if candidate.is_dir():
+            return candidate
+    return repo.parent / "shared" / "data" / "uci"
+
+
+DEFAULT_ROOT = default_root()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

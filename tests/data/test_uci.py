@@ -7,8 +7,9 @@ import pytest
 
 import bdl
 from bdl.data import uci, uci_datasets, uci_info
+from experiments.uci._run import default_root
 
-ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
+ROOT = default_root()  # $BDL_UCI_ROOT or ../shared/data/uci
 needs_data = pytest.mark.skipif(not ROOT.is_dir(), reason=f"no UCI data at {ROOT}")
 SETS = {"bostonHousing": (506, 13), "concrete": (1030, 8), "energy": (768, 8),
         "wine-quality-red": (1599, 11), "yacht": (308, 6)}

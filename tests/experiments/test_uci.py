@@ -7,8 +7,9 @@ import pytest
 
 from experiments.uci import _protocol as P
 from experiments.uci import main
+from experiments.uci._run import default_root
 
-ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
+ROOT = default_root()  # $BDL_UCI_ROOT or ../shared/data/uci
 needs_data = pytest.mark.skipif(not ROOT.is_dir(), reason=f"no UCI data at {ROOT}")
 
 
