@@ -274,7 +274,7 @@ def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], prot
                                prior=train["prior"], **extra)
             else:  # samplers: the tuned prior, chains started at the MAP
                 chains = int(extra.get("num_chains", 4))
-                start = jax.tree.map(lambda a: jnp.broadcast_to(a[0], (chains, *a.shape[1:])),
+                start = jax.tree.map(lambda a, c=chains: jnp.broadcast_to(a[0], (c, *a.shape[1:])),
                                      map_post.particles)
                 if method in STEP_FACTOR and "step_size" not in extra:
                     lam = max_curvature(model, likelihood, train["prior"], data,

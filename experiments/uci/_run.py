@@ -29,6 +29,7 @@ from bdl.sweeps import ResultsStore, parse_shard, shard_configurations
 from experiments.uci import _protocol as P
 from experiments.uci import _report
 
+
 def default_root() -> Path:
     """``$BDL_UCI_ROOT``, else the first ``shared/data/uci`` beside the checkout or one of its
     ancestors (``../shared/data/uci`` from the project root in the usual layout)."""

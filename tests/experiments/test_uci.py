@@ -1,7 +1,6 @@
 """The UCI experiment: references as published, a seconds-long end-to-end run, resume."""
 
 import re
-from pathlib import Path
 
 import pytest
 
