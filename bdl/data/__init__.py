@@ -9,9 +9,9 @@
 """
 
 from bdl.data import route_choice, sklearn_sets
-from bdl.data.uci import UCISplit, uci, uci_datasets, uci_info
 from bdl.data.route_choice import RouteDays
 from bdl.data.sklearn_sets import Split
+from bdl.data.uci import UCISplit, uci, uci_datasets, uci_info
 
 __all__ = [
     "RouteDays",
