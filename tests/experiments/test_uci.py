@@ -48,3 +48,15 @@ def test_bad_arguments_are_named(tmp_path):
         main(["--tiny", "--methods", "nope", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["--tiny", "--root", str(tmp_path / "missing"), "--out", str(tmp_path)])
+
+
+@needs_data
+def test_shards_split_the_units_between_jobs(tmp_path):
+    out = tmp_path / "uci"
+    common = ["--tiny", "--datasets", "yacht", "--splits", "0,1", "--methods", "map",
+              "--out", str(out), "--root", str(ROOT), "--no-cache"]
+    main([*common, "--shard", "0/2"])
+    first = {p.name for p in (out / "runs").glob("yacht-*.json")}
+    main([*common, "--shard", "1/2"])
+    both = {p.name for p in (out / "runs").glob("yacht-*.json")}
+    assert len(first) == 1 and both == {"yacht-00-map.json", "yacht-01-map.json"}
