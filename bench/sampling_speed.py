@@ -279,6 +279,10 @@ def bench_nuts(seeds: list[int], chains: int, warmup: int, samples: int) -> dict
         "numpyro_ess_per_s_median": med(numpyro_runs, "ess_per_s_median"),
         "ratio_ess_per_s_median": med(bdl_runs, "ess_per_s_median")
         / med(numpyro_runs, "ess_per_s_median"),
+        # per leapfrog: the cost side of ESS/s, free of which mode a chain happens to find
+        "bdl_us_per_leapfrog_median": med(bdl_runs, "sampling_us_per_leapfrog"),
+        "ratio_ess_per_1k_leapfrogs_median": med(bdl_runs, "ess_median_per_1k_leapfrogs")
+        / med(numpyro_runs, "ess_median_per_1k_leapfrogs"),
     }
 
 
@@ -289,6 +293,9 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="3 seeds, 500 warm-up + 1,000 draws")
     ap.add_argument("--force", action="store_true", help="run NUTS even on a busy machine")
     ap.add_argument("--chains", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="NUTS seeds 0..N-1 (default 3 with --full, else 1): more seeds show "
+                         "how much of an ESS gap is the luck of the chains")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000)
     args = ap.parse_args()
@@ -314,7 +321,7 @@ def main() -> None:
         if load >= 1.5 and not args.force:
             print(f"NUTS part skipped: 1-minute load average {load:.2f} >= 1.5 (use --force).")
         else:
-            seeds = [0, 1, 2] if args.full else [0]
+            seeds = list(range(args.seeds or (3 if args.full else 1)))
             warmup, samples = (500, 1000) if args.full else (300, 500)
             nuts = bench_nuts(seeds, args.chains, warmup, samples)
             record["nuts"] = nuts
@@ -328,7 +335,9 @@ def main() -> None:
                           f"leapfrog/draw {r['mean_leapfrog_per_draw']:.0f}, "
                           f"compile {r['compile_s'] if r['compile_s'] is not None else '-'}")
             print(f"NUTS median ESS/s: bdl {nuts['bdl_ess_per_s_median']:.2f}, numpyro "
-                  f"{nuts['numpyro_ess_per_s_median']:.2f} -> {nuts['ratio_ess_per_s_median']:.2f}x")
+                  f"{nuts['numpyro_ess_per_s_median']:.2f} -> {nuts['ratio_ess_per_s_median']:.2f}x"
+                  f" (median ESS per 1k leapfrogs: "
+                  f"{nuts['ratio_ess_per_1k_leapfrogs_median']:.2f}x)")
     record["load_avg_1min_end"] = os.getloadavg()[0]
     print(f"written to {write_result('sampling_speed', record)}")
 
