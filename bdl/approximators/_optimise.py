@@ -65,10 +65,7 @@ def seed_setup(
         init = jax.tree.map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))),
                             options.init_params)
     n_val = validation_size(num_data, options.validation_fraction)
-    if n_val:
-        val_mask = jnp.zeros(num_data).at[jax.random.permutation(k_val, num_data)[:n_val]].set(1.0)
-    else:
-        val_mask = jnp.zeros(num_data)
+    val_mask = _held_out(k_val, num_data, n_val)
     train_mask = 1.0 - val_mask
     if bootstrap:
         n_train = num_data - n_val
@@ -82,6 +79,19 @@ def seed_setup(
         train_w = jnp.broadcast_to(train_mask, (m, num_data))
     val_w = jnp.broadcast_to(val_mask, (m, num_data)) if n_val else None
     return ParticleSetup(init, jax.random.split(k_train, m), train_w, val_w)
+
+
+def validation_mask(key: jax.Array, num_data: int, fraction: float) -> jax.Array:
+    """The 0/1 mask ``[N]`` of the examples a fit with seed ``key`` and
+    ``validation_fraction=fraction`` holds out for validation (all zeros for 0)."""
+    k_val = jax.random.split(key, 4)[2]  # seed_setup's validation key
+    return _held_out(k_val, num_data, validation_size(num_data, fraction))
+
+
+def _held_out(k_val: jax.Array, num_data: int, n_val: int) -> jax.Array:
+    if not n_val:
+        return jnp.zeros(num_data)
+    return jnp.zeros(num_data).at[jax.random.permutation(k_val, num_data)[:n_val]].set(1.0)
 
 
 def validation_size(num_data: int, fraction: float) -> int:

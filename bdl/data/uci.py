@@ -165,10 +165,14 @@ def _folder(name: str, root: str | os.PathLike) -> Path:
     return path
 
 
-def _read(path: Path) -> np.ndarray:
+def _existing(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"Missing {str(path)!r}; {LAYOUT}.")
-    return np.loadtxt(path, ndmin=1)
+    return path
+
+
+def _read(path: Path) -> np.ndarray:
+    return np.loadtxt(_existing(path), ndmin=1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -190,12 +194,6 @@ def _load(folder: str):
     hidden_file = path / "n_hidden.txt"
     n_hidden = int(np.loadtxt(hidden_file, ndmin=1)[0]) if hidden_file.is_file() else 50
     return data, features, int(target[0]), num_splits, n_hidden
-
-
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"Missing {str(path)!r}; {LAYOUT}.")
-    return path
 
 
 def _indices(path: Path, num_rows: int) -> np.ndarray:

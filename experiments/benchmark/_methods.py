@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import bdl
-from bdl.predictive import GaussianMixture, Point, Predictive, Samples
+from bdl.predictive import Predictive
 
 _TRAIN = {"epochs": 1000, "learning_rate": 3e-3}
 _TRAIN_FULL = {"epochs": 3000}
@@ -133,18 +133,6 @@ def num_params(model: Any, x: np.ndarray) -> int:
     network = bdl.models.as_network(model, jnp.asarray(x[:1]))
     shapes = jax.eval_shape(network.init, jax.random.key(0))
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))
-
-
-def affine(pred: Predictive, shift: float, scale: float) -> Predictive:
-    """The predictive of ``shift + scale * y`` for ``y ~ pred`` (back to original units)."""
-    if isinstance(pred, GaussianMixture):
-        return Predictive.gaussian_mixture(shift + scale * pred.loc, scale * pred.scale,
-                                           pred.weights)
-    if isinstance(pred, Samples):
-        return Predictive.from_samples(shift + scale * pred.samples)
-    if isinstance(pred, Point):
-        return Predictive.point(shift + scale * pred.values)
-    raise TypeError(f"Cannot rescale a {type(pred).__name__} predictive.")
 
 
 def predict(posterior: Any, x: np.ndarray, key: jax.Array) -> Predictive:

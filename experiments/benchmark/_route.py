@@ -163,10 +163,10 @@ def run(methods: list[str], num_seeds: int, *, protocol: str = "default", seed: 
         preds[name] = []
         for s, post in enumerate(posts):
             k = pred_keys[s]
-            preds[name].append({c: M.affine(M.predict(post, d.x, k), shift_, scale)
+            preds[name].append({c: M.predict(post, d.x, k).affine(shift_, scale)
                                 for c, d in days.items()})
             if s == 0:
-                bands[name] = _band(M.affine(M.predict(post, x_slice, k), shift_, scale))
+                bands[name] = _band(M.predict(post, x_slice, k).affine(shift_, scale))
         fit_s[name] = seconds
 
     for method in methods:
@@ -195,7 +195,7 @@ def run(methods: list[str], num_seeds: int, *, protocol: str = "default", seed: 
         preds[name] = []
         for s, post in enumerate(posteriors[base_name]):
             k = pred_keys[s]
-            base = lambda x, post=post, k=k: M.affine(M.predict(post, x, k), shift_, scale)
+            base = lambda x, post=post, k=k: M.predict(post, x, k).affine(shift_, scale)
             cal_pred = base(calib.x)
             preds[name].append({c: fn(cal_pred, y_cal, base(d.x)) for c, d in days.items()})
             if s == 0:

@@ -108,7 +108,7 @@ def run(task: str, methods: list[str], *, protocol: str = "default",
                 seconds += sec
                 x_test = sp.x_test[: sz.max_test]
                 pred = M.predict(post, x_test, jax.random.fold_in(key, 1))
-                preds[method].append(M.affine(pred, sp.y_mean, sp.y_std) if regression else pred)
+                preds[method].append(pred.affine(sp.y_mean, sp.y_std) if regression else pred)
             fit_s[method] = seconds / len(splits)
         if progress is not None:
             progress.update(1)

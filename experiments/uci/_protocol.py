@@ -190,15 +190,11 @@ SELF_TUNED = ("ensemble", "vi")
 
 
 def _holdout(split: UCISplit, fraction: float, key: jax.Array):
-    """``(x, y)`` of the training part and of the held-out part of the training set
-    (the same rows the training core holds out for ``validation_fraction`` and ``key``)."""
-    from bdl.approximators._optimise import validation_size
+    """``(x, y)`` of the training part and of the held-out part of the training set: the
+    rows a fit with ``key`` and ``validation_fraction=fraction`` holds out."""
+    from bdl.approximators._optimise import validation_mask
 
-    n = len(split.y_train)
-    k_val = jax.random.split(key, 4)[2]  # seed_setup's validation key
-    perm = np.asarray(jax.random.permutation(k_val, n))
-    held = np.zeros(n, bool)
-    held[perm[: validation_size(n, fraction)]] = True
+    held = np.asarray(validation_mask(key, len(split.y_train), fraction)) > 0
     return ((split.x_train[~held], split.y_train[~held]),
             (split.x_train[held], split.y_train[held]))
 
@@ -237,57 +233,78 @@ def fit_methods(split: UCISplit, hyper: dict[str, Any], methods: list[str], prot
     """
     data = (split.x_train, split.y_train)
     k_map, k_rest = jax.random.split(key)
-    maps: dict[str, tuple[Any, float, dict[str, Any]]] = {}
+    maps: dict[tuple, tuple[Any, float]] = {}
 
-    def map_fit(noise: str):
-        if noise not in maps:
-            choice = hyper if noise == hyper["noise"] else best_point(hyper, noise)
-            model, likelihood = model_and_likelihood(split, noise)
-            train = _train_options(protocol, choice["prior_precision"], choice["epochs"])
+    def map_fit(point: dict[str, Any], model: Any, likelihood: Any, train: dict[str, Any]):
+        at = (point["noise"], point["prior_precision"], point["epochs"])
+        if at not in maps:
             t0 = time.perf_counter()
             post = bdl.fit("map", model, likelihood, data, key=k_map, **train)
             _block(post)
-            maps[noise] = (post, time.perf_counter() - t0, train)
-        return maps[noise]
+            maps[at] = (post, time.perf_counter() - t0)
+        return maps[at]
+
+    lams: dict[tuple, float] = {}
+
+    def curvature(point, model, likelihood, train, map_post) -> float:
+        at = (point["noise"], point["prior_precision"], point["epochs"])
+        if at not in lams:  # one power iteration per MAP, shared by the SG-MCMC methods
+            mode = jax.tree.map(lambda a: a[0], map_post.particles)
+            lams[at] = max_curvature(model, likelihood, train["prior"], data, mode)
+        return lams[at]
 
     for i, method in enumerate(methods):
         k = jax.random.fold_in(k_rest, i)
         extra = dict(protocol.options.get(method, {}))
-        noise = "homoscedastic" if method == "laplace" else hyper["noise"]
-        model, likelihood = model_and_likelihood(split, noise)
+        point = chosen_point(hyper, method)
+        model, likelihood = model_and_likelihood(split, point["noise"])
+        train = _train_options(protocol, point["prior_precision"], point["epochs"])
         t0 = time.perf_counter()
         try:
-            if method in ("ensemble", "vi"):
-                choice = hyper.get("per_method", {}).get(method, hyper)
-                model, likelihood = model_and_likelihood(split, choice["noise"])
-                train = _train_options(protocol, choice["prior_precision"], choice["epochs"])
+            map_s = 0.0
+            if method in SELF_TUNED:
                 post = bdl.fit(method, model, likelihood, data, key=k, **train, **extra)
-                _block(post)
-                yield method, post, time.perf_counter() - t0
-                continue
-            map_post, map_s, train = map_fit(noise)
-            t0 = time.perf_counter()
-            if method == "map":
-                post = map_post
-            elif method == "laplace":
-                post = bdl.fit(method, model, likelihood, data, key=k, map_posterior=map_post,
-                               prior=train["prior"], **extra)
-            else:  # samplers: the tuned prior, chains started at the MAP
-                chains = int(extra.get("num_chains", 4))
-                start = jax.tree.map(lambda a, c=chains: jnp.broadcast_to(a[0], (c, *a.shape[1:])),
-                                     map_post.particles)
-                if method in STEP_FACTOR and "step_size" not in extra:
-                    lam = max_curvature(model, likelihood, train["prior"], data,
-                                        jax.tree.map(lambda a: a[0], map_post.particles))
-                    root = np.sqrt(lam) if method == "sghmc" else lam
-                    extra["step_size"] = float(STEP_FACTOR[method] / root)
-                    # (SGHMC's default friction then damps a fixed share of the momentum)
-                post = bdl.fit(method, model, likelihood, data, key=k, prior=train["prior"],
-                               init_positions=start, **extra)
+            else:
+                map_post, map_s = map_fit(point, model, likelihood, train)
+                t0 = time.perf_counter()
+                if method == "map":
+                    post = map_post
+                elif method == "laplace":
+                    post = bdl.fit(method, model, likelihood, data, key=k,
+                                   map_posterior=map_post, prior=train["prior"], **extra)
+                else:  # samplers: the tuned prior, chains started at the MAP
+                    lam = None
+                    if method in STEP_FACTOR and "step_size" not in extra:
+                        lam = curvature(point, model, likelihood, train, map_post)
+                    post = _fit_sampler(method, model, likelihood, data, k, map_post,
+                                        train["prior"], extra, lam)
             _block(post)
             yield method, post, time.perf_counter() - t0 + map_s
         except Exception as err:  # noqa: BLE001 - one failing method must not stop the split
             yield method, err, time.perf_counter() - t0
+
+
+def _fit_sampler(method, model, likelihood, data, key, map_post, prior, extra, lam):
+    """A sampler with every chain at the MAP; with ``lam`` (the largest curvature at the MAP)
+    the SG-MCMC step size follows from it (SGHMC's default friction then damps a fixed share
+    of the momentum per step)."""
+    chains = int(extra.get("num_chains", 4))
+    start = jax.tree.map(lambda a: jnp.broadcast_to(a[0], (chains, *a.shape[1:])),
+                         map_post.particles)
+    if lam is not None:
+        extra = {**extra, "step_size": float(STEP_FACTOR[method]
+                                             / (np.sqrt(lam) if method == "sghmc" else lam))}
+    return bdl.fit(method, model, likelihood, data, key=key, prior=prior,
+                   init_positions=start, **extra)
+
+
+def chosen_point(hyper: dict[str, Any], method: str) -> dict[str, Any]:
+    """The tuned grid point (noise model, prior precision, epochs) ``method`` is fitted with:
+    Laplace's is the best homoscedastic one, ensemble's and VI's their own choice, the
+    others' the MAP grid's winner."""
+    if method == "laplace":
+        return best_point(hyper, "homoscedastic")
+    return hyper.get("per_method", {}).get(method, hyper)
 
 
 def best_point(hyper: dict[str, Any], noise: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 import bdl
 from bdl.data import uci, uci_datasets, uci_info
@@ -199,9 +200,9 @@ def _diagnostics(post: Any) -> dict[str, Any]:
     """Laplace's tuned hyper-parameters; samplers' split R-hat, ESS and HMC statistics."""
     info = getattr(post, "info", {}) or {}
     out: dict[str, Any] = {}
-    precision = info.get("prior_precision")
-    if isinstance(precision, float) or (isinstance(precision, list) and len(precision) == 1):
-        out["laplace.prior_precision"] = float(jax.numpy.ravel(jax.numpy.asarray(precision))[0])
+    precision = np.ravel(np.asarray(info.get("prior_precision") or [], dtype=float))
+    if precision.size == 1:
+        out["laplace.prior_precision"] = float(precision[0])
     if info.get("noise_scale") is not None:
         out["laplace.noise_scale"] = float(info["noise_scale"])
     diag = info.get("diagnostics")
@@ -214,12 +215,9 @@ def _diagnostics(post: Any) -> dict[str, Any]:
 
 
 def _chosen(hyper: dict[str, Any], method: str) -> dict[str, Any]:
-    """The hyper-parameters ``method`` was fitted with (see ``_protocol.fit_methods``)."""
-    choice = hyper.get("per_method", {}).get(method, hyper)
-    if method == "laplace":
-        choice = P.best_point(hyper, "homoscedastic")
-    return {"noise": choice["noise"], "prior_precision": choice["prior_precision"],
-            "epochs": choice["epochs"]}
+    """The hyper-parameters ``method`` was fitted with (``_protocol.chosen_point``)."""
+    point = P.chosen_point(hyper, method)
+    return {k: point[k] for k in ("noise", "prior_precision", "epochs")}
 
 
 def _rid(unit: dict[str, Any], method: str) -> str:
