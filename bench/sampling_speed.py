@@ -206,7 +206,8 @@ def _nuts_stats(draws: np.ndarray, wall: float, nsteps: np.ndarray, div: np.ndar
     }
 
 
-def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int) -> dict:
+def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int,
+                   dense_mass: bool | None = None) -> dict:
     model = bdl.models.MLP((10,), out=1, activation="tanh")
     template = bdl.models.as_network(model, x[:1]).init(jax.random.key(0))
     leaves, treedef = jax.tree.flatten(template)
@@ -218,7 +219,7 @@ def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int
                    key=jax.random.key(seed), prior=bdl.priors.IsotropicGaussian(1.0),
                    num_chains=chains, num_warmup=warmup, num_samples=samples,
                    init_positions={"net": jax.tree.unflatten(treedef, init), "lik": {}},
-                   chunk_steps=samples)
+                   chunk_steps=samples, dense_mass=dense_mass)
     total = time.perf_counter() - t0
     timing = post.info["timing"]
     chains_tree = post.chains()
@@ -230,7 +231,7 @@ def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int
            "compile_s": timing["compile_s"], "sampler_run_s": timing["run_s"],
            "sampling_us_per_leapfrog": 1e6 * timing["sampling_s"]
            / float(np.sum(info["num_integration_steps"])),
-           "step_size": post.info["step_size"]}
+           "step_size": post.info["step_size"], "dense_mass": post.info["dense_mass"]}
     rec |= _nuts_stats(draws, total - timing["compile_s"], info["num_integration_steps"],
                        info["diverging"])
     return rec
@@ -264,17 +265,19 @@ def bench_nuts_numpyro(peer, x, y, seeds: list[int], chains: int, warmup: int, s
     return out
 
 
-def bench_nuts(seeds: list[int], chains: int, warmup: int, samples: int) -> dict:
+def bench_nuts(seeds: list[int], chains: int, warmup: int, samples: int,
+               dense_mass: bool | None = None) -> dict:
     peer = _peer_nuts_module()
     x, y = peer.make_data()
     numpyro_runs = bench_nuts_numpyro(peer, x, y, seeds, chains, warmup, samples)
     # a short throwaway fit warms jax's caches of eager ops (numpyro's first run does the same)
-    bench_nuts_bdl(peer, x, y, seeds[0], chains, 20, 20)
-    bdl_runs = [bench_nuts_bdl(peer, x, y, s, chains, warmup, samples) for s in seeds]
+    bench_nuts_bdl(peer, x, y, seeds[0], chains, 20, 20, dense_mass)
+    bdl_runs = [bench_nuts_bdl(peer, x, y, s, chains, warmup, samples, dense_mass)
+                for s in seeds]
     med = lambda runs, k: float(np.median([r[k] for r in runs]))
     return {
         "chains": chains, "num_warmup": warmup, "num_samples": samples, "seeds": seeds,
-        "bdl": bdl_runs, "numpyro": numpyro_runs,
+        "bdl_dense_mass_option": dense_mass, "bdl": bdl_runs, "numpyro": numpyro_runs,
         "bdl_ess_per_s_median": med(bdl_runs, "ess_per_s_median"),
         "numpyro_ess_per_s_median": med(numpyro_runs, "ess_per_s_median"),
         "ratio_ess_per_s_median": med(bdl_runs, "ess_per_s_median")
@@ -296,6 +299,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None,
                     help="NUTS seeds 0..N-1 (default 3 with --full, else 1): more seeds show "
                          "how much of an ESS gap is the luck of the chains")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="NUTS seeds start here (parallel runs over several processes)")
+    ap.add_argument("--dense-mass", choices=("auto", "dense", "diagonal"), default="auto",
+                    help="bdl's NUTS mass matrix: its default rule (auto), or forced")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000)
     args = ap.parse_args()
@@ -321,9 +328,11 @@ def main() -> None:
         if load >= 1.5 and not args.force:
             print(f"NUTS part skipped: 1-minute load average {load:.2f} >= 1.5 (use --force).")
         else:
-            seeds = list(range(args.seeds or (3 if args.full else 1)))
+            seeds = list(range(args.seed_offset,
+                               args.seed_offset + (args.seeds or (3 if args.full else 1))))
             warmup, samples = (500, 1000) if args.full else (300, 500)
-            nuts = bench_nuts(seeds, args.chains, warmup, samples)
+            dense = {"auto": None, "dense": True, "diagonal": False}[args.dense_mass]
+            nuts = bench_nuts(seeds, args.chains, warmup, samples, dense)
             record["nuts"] = nuts
             for tool in ("bdl", "numpyro"):
                 for r in nuts[tool]:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import find_reasonable_step_size
+from blackjax.adaptation.window_adaptation import build_schedule
 from jax.flatten_util import ravel_pytree
 
 from bdl._validation import check_positive
@@ -77,7 +78,14 @@ class HMCFamilyOptions(SamplerOptions):
         ``step_size`` (doubling / halving until a one-step proposal's acceptance crosses
         ``target_acceptance_rate``; blackjax's ``find_reasonable_step_size``), as Stan and
         numpyro do; blackjax's window adaptation alone starts from ``step_size``.
-      dense_mass: adapt a dense mass matrix instead of a diagonal one.
+      dense_mass: adapt a dense mass matrix (``True``) or a diagonal one (``False``). ``None``
+        (default) decides by size: dense when the last slow adaptation window holds at least
+        ``DENSE_DRAWS_PER_PARAM`` draws per parameter (500 warm-up steps: up to 100
+        parameters), since only then is a full covariance estimate worth more than its noise;
+        diagonal otherwise. Small networks' weights are strongly correlated (hidden-unit
+        scales trade off against output weights), and a dense metric samples them several
+        times more efficiently: see ``bench/sampling_speed.py``. The choice is recorded in
+        ``posterior.info["dense_mass"]``.
     """
 
     num_samples: int = 1000
@@ -85,7 +93,7 @@ class HMCFamilyOptions(SamplerOptions):
     target_acceptance_rate: float = 0.8
     step_size: float = 1.0
     find_step_size: bool = True
-    dense_mass: bool = False
+    dense_mass: bool | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -144,6 +152,29 @@ class HMCOptions(HMCFamilyOptions):
 
     def kernel_parameters(self) -> dict[str, Any]:
         return {"num_integration_steps": int(self.num_integration_steps)}
+
+
+DENSE_DRAWS_PER_PARAM = 2
+
+
+def last_slow_window(num_warmup: int) -> int:
+    """Draws in the last slow (mass-matrix) window of Stan's warm-up schedule (0 if none)."""
+    if int(num_warmup) == 0:
+        return 0
+    schedule = np.asarray(build_schedule(int(num_warmup)))
+    ends = np.flatnonzero(schedule[:, 1])
+    if len(ends) == 0:
+        return 0
+    start = int(ends[-2]) + 1 if len(ends) > 1 else int(np.flatnonzero(schedule[:, 0])[0])
+    return int(ends[-1]) - start + 1
+
+
+def resolve_dense_mass(dense_mass: bool | None, num_params: int, num_warmup: int) -> bool:
+    """The mass-matrix choice: ``dense_mass`` itself, or the size rule when it is ``None``."""
+    if dense_mass is not None:
+        return bool(dense_mass)
+    window = last_slow_window(num_warmup)
+    return window > 0 and DENSE_DRAWS_PER_PARAM * int(num_params) <= window
 
 
 def fit_nuts(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
@@ -266,6 +297,8 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         k, network, likelihood, opts)), key)
     unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), one))[1]
     num_params = int(flat_start.shape[-1])
+    opts = dataclasses.replace(opts, dense_mass=resolve_dense_mass(
+        opts.dense_mass, num_params, int(opts.num_warmup)))
     tree_density = log_density_fn(network, likelihood, opts.prior, n)
     temperature = float(opts.temperature)
     log_density = lambda flat, batch: tree_density(unravel(flat), batch) / temperature
@@ -309,6 +342,7 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
     timing["compiled_chunk_lengths"] = loop_timing["compiled_chunk_lengths"]
     timing["run_s"] = timing["warmup_s"] + timing["sampling_s"]
     info = {"timing": timing, "num_params": num_params, "temperature": temperature,
+            "dense_mass": bool(opts.dense_mass),
             "step_size": jax.device_get(state.chain.step_size).tolist()}
     return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
                               len(schedule["slot"]), info)

@@ -64,6 +64,18 @@ def test_nuts_matches_the_exact_blr_posterior(blr, nuts_post):
     assert 0.6 < d["acceptance_rate"] <= 1.0
     assert set(d["parameters"]) == {"net.kernel", "net.bias"}
     assert "R-hat" in nuts_post.summary()
+    assert nuts_post.info["dense_mass"] is True  # 3 parameters, 300 warm-up steps: dense
+
+
+def test_mass_matrix_rule():
+    from bdl.approximators._hmc import last_slow_window, resolve_dense_mass
+
+    # Stan's schedule: 75 fast, slow windows 25, 50, 100, then the rest up to the last 50
+    assert last_slow_window(500) == 200 and last_slow_window(1000) == 500
+    assert last_slow_window(0) == 0 and last_slow_window(10) == 0  # no slow window
+    assert resolve_dense_mass(None, 100, 500) and not resolve_dense_mass(None, 101, 500)
+    assert resolve_dense_mass(None, 250, 1000) and not resolve_dense_mass(None, 3, 10)
+    assert resolve_dense_mass(True, 10_000, 0) and not resolve_dense_mass(False, 3, 500)
 
 
 def test_nuts_predictive_is_the_mixture_over_all_draws(blr, nuts_post):
@@ -93,8 +105,9 @@ def test_to_arviz_or_a_clear_error(nuts_post):
 def test_hmc_matches_the_exact_blr_posterior_and_resumes_after_warmup(blr, tmp_path):
     data, mean, cov = blr
     kw = dict(num_chains=4, num_warmup=300, num_samples=600, num_integration_steps=8,
-              chunk_steps=200)
+              chunk_steps=200, dense_mass=False)  # the diagonal metric (NUTS above: dense)
     post = blr_fit("hmc", data, **kw)
+    assert post.info["dense_mass"] is False
     draws, sd = weights(post), np.sqrt(np.diag(cov))
     np.testing.assert_array_less(np.abs(draws.mean(0) - mean) / sd, 0.1)
     np.testing.assert_allclose(draws.var(0), np.diag(cov), rtol=0.15)
