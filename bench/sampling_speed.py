@@ -17,7 +17,9 @@ Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
 2. NUTS on the BNN of ``shared/bench-peers/numpyro_nuts_bench.py`` (4-10-1 tanh, 61 parameters,
    200 points, N(0, 1) priors, noise 0.1, inits uniform(-2, 2)): ``bdl.fit("nuts")`` and
    numpyro's NUTS (the peer script's model) side by side in one process, several seeds, the
-   same chains / warm-up / draws. ESS = ``numpyro.diagnostics.effective_sample_size`` over the
+   same chains / warm-up / draws, and per seed the same starting point for both (drawn from
+   the peer protocol's uniform(-2, 2); numpyro gets it as ``init_params``): a paired
+   comparison, since which mode a chain starts near decides much of its ESS. ESS = ``numpyro.diagnostics.effective_sample_size`` over the
    61 scalars (classic Geyer ESS, as the peer script); ESS/s = median ESS / wall time without
    compilation (bdl: the whole ``fit`` call minus its ahead-of-time compile time; numpyro: a
    run re-using the compiled code). Divergences, split R-hat, leapfrog steps per draw and the
@@ -206,25 +208,36 @@ def _nuts_stats(draws: np.ndarray, wall: float, nsteps: np.ndarray, div: np.ndar
     }
 
 
+def _start(peer, seed: int, chains: int) -> dict:
+    """The peer model's starting points for ``seed``: uniform(-2, 2) on every parameter (the
+    peer protocol's distribution), ``{"w1": [C, 4, 10], "b1": [C, 10], "w2": [C, 10], "b2":
+    [C]}``. bdl and numpyro start from these same values (a paired comparison)."""
+    return peer.init_positions(jax.random.PRNGKey(10_000 + seed), chains)
+
+
+def _as_bdl_positions(start: dict) -> dict:
+    """The peer's parameters as ``bdl.models.MLP((10,), out=1)`` parameter trees ``[C, ...]``."""
+    return {"net": {"layers": {0: {"kernel": start["w1"], "bias": start["b1"]},
+                               1: {"kernel": start["w2"][..., None],
+                                   "bias": start["b2"][..., None]}}},
+            "lik": {}}
+
+
 def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int,
                    dense_mass: bool | None = None) -> dict:
     model = bdl.models.MLP((10,), out=1, activation="tanh")
-    template = bdl.models.as_network(model, x[:1]).init(jax.random.key(0))
-    leaves, treedef = jax.tree.flatten(template)
-    keys = jax.random.split(jax.random.key(10_000 + seed), len(leaves))
-    init = [jax.random.uniform(k, (chains, *a.shape), minval=-2.0, maxval=2.0)
-            for k, a in zip(keys, leaves, strict=True)]
     t0 = time.perf_counter()
     post = bdl.fit("nuts", model, bdl.likelihoods.Gaussian(scale=peer.SIGMA), (x, y),
                    key=jax.random.key(seed), prior=bdl.priors.IsotropicGaussian(1.0),
                    num_chains=chains, num_warmup=warmup, num_samples=samples,
-                   init_positions={"net": jax.tree.unflatten(treedef, init), "lik": {}},
+                   init_positions=_as_bdl_positions(_start(peer, seed, chains)),
                    chunk_steps=samples, dense_mass=dense_mass)
     total = time.perf_counter() - t0
     timing = post.info["timing"]
-    chains_tree = post.chains()
-    draws = np.concatenate([np.asarray(a).reshape(chains, samples, -1)
-                            for a in jax.tree.leaves(chains_tree)], axis=-1)
+    chains_tree = post.chains()["net"]["layers"]
+    draws = np.concatenate([np.asarray(a).reshape(chains, samples, -1) for a in (
+        chains_tree[0]["kernel"], chains_tree[0]["bias"], chains_tree[1]["kernel"],
+        chains_tree[1]["bias"])], axis=-1)  # the peer's order: w1, b1, w2, b2
     assert draws.shape[-1] == 61, draws.shape
     info = post.info["draw_info"]
     rec = {"tool": "bdl", "seed": seed, "total_s_incl_compile": total,
@@ -241,12 +254,16 @@ def bench_nuts_numpyro(peer, x, y, seeds: list[int], chains: int, warmup: int, s
                        ) -> list[dict]:
     from numpyro.infer import MCMC, NUTS
 
+    if chains != 1:
+        raise ValueError("the paired numpyro run starts one chain per seed (--chains 1)")
     mcmc = MCMC(NUTS(peer.model), num_warmup=warmup, num_samples=samples, num_chains=chains,
-                chain_method="vectorized" if chains > 1 else "sequential", progress_bar=False)
+                progress_bar=False)
 
     def run(seed):
+        start = jax.tree.map(lambda a: a[0], _start(peer, seed, chains))
         t0 = time.perf_counter()
-        mcmc.run(jax.random.PRNGKey(seed), x, y, extra_fields=("diverging", "num_steps"))
+        mcmc.run(jax.random.PRNGKey(seed), x, y, init_params=start,
+                 extra_fields=("diverging", "num_steps"))
         jax.block_until_ready(mcmc.get_samples())
         return time.perf_counter() - t0
 
