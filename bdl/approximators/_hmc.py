@@ -103,6 +103,9 @@ class HMCFamilyOptions(SamplerOptions):
             raise ValueError("`target_acceptance_rate` must lie in (0, 1); got "
                              f"{self.target_acceptance_rate}.")
         check_positive("step_size", self.step_size)
+        if self.dense_mass is not None and not isinstance(self.dense_mass, bool | np.bool_):
+            raise ValueError("`dense_mass` must be True, False or None (decide by size); got "
+                             f"{self.dense_mass!r}.")
 
     def kernel_parameters(self) -> dict[str, Any]:
         """Keyword arguments of the blackjax kernel besides step size and mass matrix."""

@@ -130,3 +130,9 @@ def test_hmc_matches_the_exact_blr_posterior_and_resumes_after_warmup(blr, tmp_p
                                                        ("sampling", 600)]  # no second warm-up
     np.testing.assert_array_equal(weights(resumed), draws)
     assert resumed.diagnostics["divergences"] == post.diagnostics["divergences"]
+
+
+def test_dense_mass_must_be_a_bool_or_none(blr):
+    data, _, _ = blr
+    with pytest.raises(ValueError, match="`dense_mass` must be True, False or None"):
+        blr_fit("nuts", data, dense_mass="yes")
