@@ -47,26 +47,17 @@ import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
 from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.step_size import dual_averaging_adaptation, find_reasonable_step_size
+from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.adaptation.window_adaptation import build_schedule
 from jax.flatten_util import ravel_pytree
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
+from bdl.approximators._hmc import reasonable_step_size
 from bench._common import RESULTS
 from bench.sampling_speed import _peer_nuts_module
 
 VARIANTS = ("window", "numpyro_style", "dense", "window_grow", "fisher", "lowrank", "numpyro")
 TARGET = 0.8
-
-
-def _reasonable_step_size(key, target, position, inverse_mass_matrix, step_size):
-    kernel = blackjax.hmc.build_kernel()
-    state = blackjax.hmc.init(position, target)
-
-    def generator(eps):
-        return lambda k, s: kernel(k, s, target, eps, inverse_mass_matrix, 1)
-
-    return find_reasonable_step_size(key, generator, state, step_size, TARGET)
 
 
 def numpyro_style_warmup(key, target, position, num_steps):
@@ -77,7 +68,7 @@ def numpyro_style_warmup(key, target, position, num_steps):
     schedule = build_schedule(num_steps)
     k0, key = jax.random.split(key)
     imm = jnp.ones(position.shape[0])
-    eps = _reasonable_step_size(k0, target, position, imm, jnp.float32(1.0))
+    eps = reasonable_step_size(k0, target, position, 1.0, TARGET, imm)
 
     def body(carry, xs):
         state, mm, da, eps, imm = carry
@@ -91,8 +82,8 @@ def numpyro_style_warmup(key, target, position, num_steps):
         def at_window_end(args):
             mm, _, eps, _ = args
             mm = mm_final(mm)
-            eps = _reasonable_step_size(k_search, target, state.position,
-                                        mm.inverse_mass_matrix, eps)
+            eps = reasonable_step_size(k_search, target, state.position, eps, TARGET,
+                                       mm.inverse_mass_matrix)
             return mm, da_init(eps), eps, mm.inverse_mass_matrix
 
         mm, da, eps, imm = jax.lax.cond(window_end, at_window_end, lambda a: a,
@@ -136,8 +127,7 @@ def blackjax_run(name, log_density, warmup, samples):
         if name == "numpyro_style":
             state, eps, imm = numpyro_style_warmup(k_warm, target, flat, warmup)
         else:
-            eps0 = _reasonable_step_size(k_search, target, flat, jnp.ones_like(flat),
-                                         jnp.float32(1.0))
+            eps0 = reasonable_step_size(k_search, target, flat, 1.0, TARGET)
             adaptation = _blackjax_adaptation(name, target, eps0)
             (state, params), _ = adaptation.run(k_warm, flat, num_steps=warmup)
             eps, imm = params["step_size"], params["inverse_mass_matrix"]

@@ -208,7 +208,8 @@ def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_p
         initial_step_size = jnp.float32(opts.step_size)
         if opts.find_step_size:
             key, k_search = jax.random.split(key)
-            initial_step_size = _reasonable_step_size(k_search, target, position, opts)
+            initial_step_size = reasonable_step_size(k_search, target, position, opts.step_size,
+                                                     opts.target_acceptance_rate)
         adaptation = blackjax.window_adaptation(
             algorithm, target, is_mass_matrix_diagonal=not opts.dense_mass,
             initial_step_size=initial_step_size,
@@ -224,18 +225,20 @@ def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_p
 STEP_INFO = ("acceptance_rate", "diverging", "num_integration_steps", "logdensity")
 
 
-def _reasonable_step_size(key: jax.Array, target: Callable, position: jax.Array,
-                          opts: HMCFamilyOptions) -> jax.Array:
-    """blackjax's ``find_reasonable_step_size`` with one-leapfrog HMC and a unit mass matrix."""
+def reasonable_step_size(key: jax.Array, target: Callable, position: jax.Array,
+                         step_size: float | jax.Array, target_acceptance_rate: float,
+                         inverse_mass_matrix: jax.Array | None = None) -> jax.Array:
+    """blackjax's ``find_reasonable_step_size`` from ``step_size``, with one-leapfrog HMC under
+    ``inverse_mass_matrix`` (``[P]`` or ``[P, P]``; default: unit) at flat ``position [P]``."""
     kernel = blackjax.hmc.build_kernel()
     state = blackjax.hmc.init(position, target)
-    ones = jnp.ones_like(position)
+    imm = jnp.ones_like(position) if inverse_mass_matrix is None else inverse_mass_matrix
 
-    def kernel_generator(step_size):
-        return lambda k, s: kernel(k, s, target, step_size, ones, 1)
+    def kernel_generator(eps):
+        return lambda k, s: kernel(k, s, target, eps, imm, 1)
 
-    return find_reasonable_step_size(key, kernel_generator, state, jnp.float32(opts.step_size),
-                                     float(opts.target_acceptance_rate))
+    return find_reasonable_step_size(key, kernel_generator, state, jnp.float32(step_size),
+                                     float(target_acceptance_rate))
 
 
 def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bdl.data._standardise import standardise_inputs
+
 
 class Split(NamedTuple):
     """One random train/test split.
@@ -47,9 +49,7 @@ def make_splits(x: np.ndarray, y: np.ndarray, *, seed: int = 0, num_splits: int 
     for i in range(int(num_splits)):
         perm = np.random.default_rng(seed + i).permutation(len(x))
         test, train = perm[:n_test], perm[n_test:]
-        mu, sd = x[train].mean(0), x[train].std(0)
-        sd = np.where(sd > 1e-12, sd, 1.0)
-        xtr, xte = ((x[train] - mu) / sd).astype(np.float32), ((x[test] - mu) / sd).astype(np.float32)
+        xtr, xte = standardise_inputs(x, train, test)
         if y.dtype.kind in "iu":
             ytr, yte, ym, ys = y[train].astype(np.int32), y[test].astype(np.int32), 0.0, 1.0
         else:

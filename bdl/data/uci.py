@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bdl.data._standardise import standardise_inputs
+
 __all__ = ["UCISplit", "uci", "uci_datasets", "uci_info"]
 
 LAYOUT = (
@@ -129,17 +131,16 @@ def uci(name: str, split: int, root: str | os.PathLike) -> UCISplit:
         raise ValueError(f"{name!r} split {split}: {overlap.size} rows are in both the "
                          f"training and the test indices (e.g. row {int(overlap[0])}).")
     x, y = data[:, features], data[:, target]
-    mu, sd = x[train].mean(0), x[train].std(0)
-    sd = np.where(sd > 1e-12, sd, 1.0)
+    x_train, x_test = standardise_inputs(x, train, test)
     y_mean, y_std = float(y[train].mean()), float(y[train].std())
     if not y_std > 0:
         raise ValueError(f"{name!r} split {split}: the training target is constant.")
     return UCISplit(
         name=name,
         split=split,
-        x_train=((x[train] - mu) / sd).astype(np.float32),
+        x_train=x_train,
         y_train=((y[train] - y_mean) / y_std).astype(np.float32),
-        x_test=((x[test] - mu) / sd).astype(np.float32),
+        x_test=x_test,
         y_test=((y[test] - y_mean) / y_std).astype(np.float32),
         y_mean=y_mean,
         y_std=y_std,
