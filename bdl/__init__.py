@@ -13,9 +13,13 @@ from bdl import (
     training,
 )
 from bdl.approximators import available, fit
+from bdl._warnings import DiagnosticsWarning, NonFiniteError, NotConvergedWarning
 from bdl.predictive import Predictive
 
 __all__ = [
+    "DiagnosticsWarning",
+    "NonFiniteError",
+    "NotConvergedWarning",
     "Predictive",
     "approximators",
     "conformal",
