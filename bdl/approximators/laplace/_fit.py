@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -12,12 +13,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bdl._validation import check_choice, check_positive
+from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions, split_options
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators.laplace._curvature import build_curvature
 from bdl.approximators.laplace._likelihood import has_noise_scale
-from bdl.approximators.laplace._marglik import Hyper, posterior_factor
+from bdl.approximators.laplace._marglik import GAIN_TOL, Hyper, TuneReport, posterior_factor
 from bdl.approximators.laplace._marglik import tune as tune_hyper
 from bdl.approximators.laplace._posterior import LaplacePosterior
 from bdl.approximators.laplace._subnet import Subnet, build_subnet, get_path
@@ -40,12 +42,18 @@ def fit_laplace(
       hessian: ``"kfac"`` (default; Kronecker factors per dense layer), ``"diag"`` or
         ``"full"`` (``[D, D]``: small models or the last layer only).
       subset: ``"last_layer"`` (default; the model must end in a dense layer) or ``"all"``.
-      prior_precision: positive float, or one value per layer group; default: the MAP
-        prior's precision as the starting point of the tuning.
+      prior_precision: positive float, or one value per layer group; default: the
+        precision of the MAP stage's ``prior``.
       prior_structure: ``"scalar"`` (default) or ``"layerwise"`` (one precision per layer;
         the default when ``prior_precision`` gives one value per layer).
-      tune: ``"marglik"`` (default unless ``prior_precision`` is given) maximises the
-        Laplace evidence by Adam on the log hyper-parameters; ``None`` keeps them.
+      tune: ``"marglik"`` maximises the Laplace evidence over the log prior precision (and
+        noise, see ``tune_noise``) by Adam, starting from the prior, with the mode held
+        fixed; ``None`` keeps them. Default: ``"marglik"`` only when neither ``prior`` nor
+        ``prior_precision`` is given (the library's default prior is a placeholder); a
+        prior you pass is used as given, so on a linear-Gaussian model the posterior is
+        the exact one for that prior. Pass ``tune="marglik"`` to tune from it. A tuning
+        that has not converged at ``tune_steps`` warns (``bdl.NotConvergedWarning``); a
+        non-finite evidence raises ``bdl.NonFiniteError``.
       tune_noise: also tune the noise scale of a homoscedastic Gaussian (default: when the
         likelihood learns its scale).
       tune_steps (200), tune_learning_rate (0.1): the Adam steps of the tuning.
@@ -84,9 +92,10 @@ def fit_laplace(
     init = Hyper(_initial_log_prior(sub, opts.prior_precision, opts.prior_structure, train,
                                     net_params, theta.dtype),
                  _initial_log_noise(likelihood, lik_params, theta.dtype))
-    (hyper, factor, lml, history), timings[stages.hyper_stage] = _timed(
+    (hyper, factor, lml, history, report), timings[stages.hyper_stage] = _timed(
         stages.hyper, curv, terms, theta, init)
     history = np.asarray(history)
+    _check_hyper(report, opts, init)
 
     info = {
         "hessian": opts.hessian,
@@ -100,6 +109,7 @@ def fit_laplace(
         "log_marginal_likelihood": float(lml),
         "tune": opts.tune,
         "tune_history": history,
+        "tune_gain": float(report.gain),
         "timings": timings,
         "map_history": map_post.info.get("history"),
     }
@@ -135,7 +145,8 @@ def _parse_options(options: dict[str, Any], likelihood: Likelihood
     per_layer = given_prior is not None and np.size(given_prior) > 1
     structure = own.get("prior_structure", "layerwise" if per_layer else "scalar")
     check_choice("prior_structure", structure, ("scalar", "layerwise"))
-    tuning = own.get("tune", "marglik" if given_prior is None else None)
+    user_prior = given_prior is not None or "prior" in options
+    tuning = own.get("tune", None if user_prior else "marglik")
     if tuning not in ("marglik", None):
         raise ValueError(f"Unknown tune {tuning!r}; choose one of: 'marglik', None.")
     learns_noise = isinstance(likelihood, Gaussian) and likelihood.learns_scale
@@ -163,8 +174,8 @@ class Stages(NamedTuple):
     Attributes:
       curvature: ``(theta [D], net_params, lik_params, batch) -> (GGN, FitTerms)``.
       hyper: ``(GGN, FitTerms, theta, init Hyper) -> (Hyper, factor, log evidence,
-        tuning history [steps])``: the evidence tuning (when ``tune="marglik"``) and the
-        posterior precision factor at the result.
+        tuning history [steps], TuneReport)``: the evidence tuning (when ``tune="marglik"``)
+        and the posterior precision factor at the result.
       hyper_stage: ``"marglik"`` or ``"factor"`` (the name of the second stage's timing).
     """
 
@@ -179,15 +190,40 @@ def build_stages(sub: Subnet, hessian: str, likelihood: Likelihood, *, chunk_siz
     curvature = build_curvature(sub, hessian, likelihood, chunk_size)
 
     def hyper(curv, terms, theta, init):
+        zero = jnp.zeros((), theta.dtype)
         if tune == "marglik":
-            tuned, history = tune_hyper(sub, curv, terms, theta, init, tune_noise=tune_noise,
-                                        steps=steps, learning_rate=learning_rate)
+            tuned, history, report = tune_hyper(sub, curv, terms, theta, init,
+                                                tune_noise=tune_noise, steps=steps,
+                                                learning_rate=learning_rate)
         else:
             tuned, history = init, jnp.zeros((0,), theta.dtype)
+            report = TuneReport(zero, zero, jnp.asarray(True))
         factor, lml = posterior_factor(sub, curv, terms, theta, tuned)
-        return tuned, factor, lml, history
+        finite = report.finite & jnp.isfinite(lml) & jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(factor)]))
+        return tuned, factor, lml, history, report._replace(finite=finite)
 
     return Stages(curvature, hyper, "marglik" if tune == "marglik" else "factor")
+
+
+def _check_hyper(report: TuneReport, opts: LaplaceOptions, init: Hyper) -> None:
+    """Raise on a non-finite evidence or posterior; warn on a tuning that has not converged."""
+    if not bool(report.finite):
+        start = np.exp(np.asarray(init.log_prior)).tolist()
+        raise NonFiniteError(
+            "The Laplace evidence or posterior precision is not finite"
+            + (" after the marginal-likelihood tuning" if opts.tune else "")
+            + f" (prior precision from {start}). Check the MAP (a NaN or exploded fit), pass a "
+            "larger `prior_precision`, or use tune=None; no posterior was returned."
+        )
+    if opts.tune and float(report.gain) > GAIN_TOL:
+        warnings.warn(
+            f"Laplace's marginal-likelihood tuning did not converge in tune_steps="
+            f"{opts.tune_steps} Adam steps (learning rate {opts.tune_learning_rate}): a Newton "
+            f"step would still gain {float(report.gain):.3g} nats of evidence (max |gradient| "
+            f"{float(report.grad_norm):.3g} in the log hyper-parameters). Raise `tune_steps`, "
+            "or pass `prior_precision` (and tune=None) to fix the prior.",
+            NotConvergedWarning, stacklevel=3)
 
 
 def _timed(fn: Callable, *args) -> tuple[Any, dict[str, float]]:

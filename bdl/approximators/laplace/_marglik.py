@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -71,11 +72,33 @@ def posterior_factor(sub: Subnet, curv: Curvature, terms: FitTerms, theta: jax.A
     return factor, lml
 
 
+class TuneReport(NamedTuple):
+    """How the evidence tuning ended (all scalars).
+
+    Attributes:
+      gain: the evidence (nats) a Newton step from the end point would still gain,
+        ``-1/2 g^T H^{-1} g`` with ``g``, ``H`` the gradient and Hessian of the evidence in the
+        tuned log hyper-parameters; ``inf`` where ``H`` is not negative definite and the
+        gradient is not small (no maximum nearby).
+      grad_norm: ``max |g|`` at the end point.
+      finite: whether every tuned hyper-parameter and the evidence are finite.
+    """
+
+    gain: jax.Array
+    grad_norm: jax.Array
+    finite: jax.Array
+
+
+GAIN_TOL = 1e-2      # nats: a tuning that could still gain more has not converged
+GRAD_TOL = 1e-3      # per unit log hyper-parameter: flat enough, whatever the curvature
+
+
 def tune(sub: Subnet, curv: Curvature, terms: FitTerms, theta: jax.Array, init: Hyper, *,
-         tune_noise: bool, steps: int, learning_rate: float) -> tuple[Hyper, jax.Array]:
+         tune_noise: bool, steps: int, learning_rate: float
+         ) -> tuple[Hyper, jax.Array, TuneReport]:
     """Maximise the log evidence over ``log_prior`` (and ``log_noise`` when ``tune_noise``)
-    with ``steps`` Adam steps; returns the tuned ``Hyper`` and the evidence per step
-    ``[steps]``. A pure function (jit it).
+    with ``steps`` Adam steps; returns the tuned ``Hyper``, the evidence per step
+    ``[steps]`` and a ``TuneReport`` on convergence. A pure function (jit it).
 
     The curvature enters only through ``log det P = sum_j log(s e_j + delta_{g(j)})`` over the
     eigenvalues ``e_j`` of the GGN (diagonal: its entries; KFAC: the products of the factors'
@@ -103,15 +126,35 @@ def tune(sub: Subnet, curv: Curvature, terms: FitTerms, theta: jax.Array, init: 
     if tune_noise:
         params["log_noise"] = init.log_noise
 
+    def objective(p):
+        return -evidence(Hyper(p["log_prior"], p.get("log_noise", init.log_noise)))
+
     def step(carry, _):
         p, state = carry
-        value, grads = jax.value_and_grad(
-            lambda p: -evidence(Hyper(p["log_prior"], p.get("log_noise", init.log_noise))))(p)
+        value, grads = jax.value_and_grad(objective)(p)
         updates, state = opt.update(grads, state, p)
         return (optax.apply_updates(p, updates), state), -value
 
     (params, _), history = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    return Hyper(params["log_prior"], params.get("log_noise", init.log_noise)), history
+    return (Hyper(params["log_prior"], params.get("log_noise", init.log_noise)), history,
+            _report(objective, params))
+
+
+def _report(objective, params) -> TuneReport:
+    """Newton's estimate of the evidence still to gain from ``params`` (a few numbers)."""
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    fn = lambda v: objective(unravel(v))  # noqa: E731 - the negative evidence
+    value, grad = jax.value_and_grad(fn)(flat)
+    hess = jax.hessian(fn)(flat)
+    hess = 0.5 * (hess + hess.T)
+    evals, evecs = jnp.linalg.eigh(hess)  # of the NEGATIVE evidence: a maximum has evals > 0
+    proj = evecs.T @ grad
+    concave = jnp.all(evals > 0.0)
+    gain = jnp.where(concave, 0.5 * jnp.sum(proj**2 / jnp.where(concave, evals, 1.0)), jnp.inf)
+    grad_norm = jnp.max(jnp.abs(grad))
+    gain = jnp.where(grad_norm <= GRAD_TOL, 0.0, gain)
+    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(flat)) & jnp.all(jnp.isfinite(grad))
+    return TuneReport(gain, grad_norm, finite)
 
 
 def _spectrum(sub: Subnet, curv: Curvature, uniform_prior: bool

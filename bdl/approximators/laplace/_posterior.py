@@ -3,17 +3,20 @@
 ``predict`` returns a ``bdl.Predictive`` in one of two ways:
 
 - ``"glm"`` (default): the network linearised at the mode, ``f(x) ~ N(f*(x), J Sigma J^T)``.
-  Homoscedastic regression: a closed-form Gaussian with variance ``diag(J Sigma J^T) + sigma^2``.
+  Homoscedastic regression: the closed-form Gaussian ``N(f*(x), diag(J Sigma J^T) + sigma^2)``.
+  Heteroscedastic regression: a mixture over draws of the linearised raw scale, each component
+  Gaussian in the linearised mean (see ``_predictive.glm_heteroscedastic``).
   Classification: the probit approximation ``softmax(f / sqrt(1 + pi/8 diag(J Sigma J^T)))``
   (``link_approx="probit"``) or a mixture over draws of the linearised logits
-  (``link_approx="mc"``). Heteroscedastic regression (and any other likelihood): a mixture over
-  draws of the linearised outputs (mean and scale jointly).
+  (``link_approx="mc"``). Any other likelihood: a mixture over draws of the linearised outputs.
 - ``"mc"``: a mixture over parameter draws ``theta_s ~ N(theta*, Sigma)`` pushed through the
   network.
 
-The closed-form GLM Gaussian is one mixture component, so its ``epistemic_variance()`` is zero
-and the whole variance shows as aleatoric; the split is in ``functional_variance`` (epistemic
-``J Sigma J^T``) and ``noise_scale``, or use ``predictive="mc"`` (a mixture that carries it).
+Regression predictives report the split the Monte Carlo predictive estimates:
+``aleatoric_variance()`` is the noise ``sigma^2`` (heteroscedastic: its expectation under the
+linearised scale), ``epistemic_variance()`` the parameter part ``diag(J Sigma J^T)`` (of the
+mean outputs); ``variance()`` is their sum.
+
 Draws need a ``key``; the closed forms do not. Everything for one call runs as one jitted
 program, compiled once per input shape and option set.
 """
@@ -45,6 +48,7 @@ from bdl.approximators.laplace._gaussian import (
 )
 from bdl.approximators.laplace._likelihood import FitTerms, has_noise_scale
 from bdl.approximators.laplace._marglik import Hyper, posterior_factor
+from bdl.approximators.laplace._predictive import glm_gaussian, glm_heteroscedastic
 from bdl.approximators.laplace._subnet import Subnet
 from bdl.likelihoods import Categorical, Gaussian, Likelihood
 from bdl.models import Network, Params
@@ -179,6 +183,8 @@ class LaplacePosterior:
         s = int(num_samples)
         if predictive == "mc":
             shape = (s, self.subnet.num_params)
+        elif self._heteroscedastic():
+            shape = (s, x.shape[0], int(self.info["num_outputs"]) // 2)
         elif not self._closed_form(link_approx):
             shape = (s, x.shape[0], int(self.info["num_outputs"]))
         else:
@@ -199,6 +205,9 @@ class LaplacePosterior:
         return fn(self.net_params, self.theta, self.factor, self.hyper, x, z)
 
     # ------------------------------------------------------------------ internals
+    def _heteroscedastic(self) -> bool:
+        return isinstance(self.likelihood, Gaussian) and self.likelihood.noise == "heteroscedastic"
+
     def _closed_form(self, link_approx: str) -> bool:
         if isinstance(self.likelihood, Categorical):
             return link_approx == "probit"
@@ -239,11 +248,9 @@ class LaplacePosterior:
             kappa = 1.0 / jnp.sqrt(1.0 + jnp.pi / 8.0 * jnp.diagonal(var, axis1=1, axis2=2))
             return Predictive.categorical(jax.nn.softmax(kappa * f, axis=-1)[None])
         if has_noise_scale(lik):
-            noise_var = jnp.exp(2.0 * hyper.log_noise)
-            scale = jnp.sqrt(jnp.diagonal(var, axis1=1, axis2=2) + noise_var)
-            if f.shape[-1] == 1:
-                f, scale = f[..., 0], scale[..., 0]
-            return Predictive.gaussian_mixture(f[None], scale[None])
+            return glm_gaussian(f, var, jnp.exp(hyper.log_noise))
+        if self._heteroscedastic():
+            return glm_heteroscedastic(f, var, z, lik.min_scale)
         evals, evecs = jnp.linalg.eigh(var)
         root = evecs * jnp.sqrt(jnp.maximum(evals, 0.0))[:, None, :]
         draws = f[None] + jnp.einsum("nkr,snr->snk", root, z)
