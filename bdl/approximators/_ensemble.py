@@ -61,7 +61,7 @@ def fit_ensemble_seeds(
         )
     if prior_scale:
         network = with_random_prior(network, prior_scale)
-        train = dataclasses.replace(train, optimizer=_freeze_anchor(train.resolved_optimizer()))
+        train = dataclasses.replace(train, optimizer=_freeze_anchor(train.resolved_optimizer(data["x"].shape[0])))
 
     setup = batch_setups(keys, network, data["x"].shape[0], train, m, bootstrap)
     particles, history = optimise_particles(network, likelihood, data, train, setup, mesh=mesh,

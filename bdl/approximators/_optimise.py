@@ -9,12 +9,15 @@ the data are never copied per particle.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bdl._warnings import NotConvergedWarning
 from bdl.approximators._options import TrainOptions
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
@@ -141,7 +144,7 @@ def optimise_particles(
     n = data["x"].shape[0]
     num_particles = setup.train_keys.shape[0]
     n_train = n - validation_size(n, options.validation_fraction)
-    optimizer = options.resolved_optimizer()
+    optimizer = options.resolved_optimizer(n)
     loss = log_joint_loss(network, likelihood, options.prior, n, num_effective=n_train)
     epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n))
     has_val = setup.val_weights is not None
@@ -176,14 +179,28 @@ def optimise_particles(
         jax.jit(run_chunk, static_argnums=3),
         train_data,
         val_data,
-        epochs=int(options.epochs),
+        epochs=options.epochs,
+        max_epochs=options.max_epochs,
+        steps_per_epoch=options.steps_per_epoch(n),
         chunk_epochs=options.chunk_epochs,
         patience=options.patience,
         progress=options.progress,
         checkpoint_dir=options.checkpoint_dir,
         description=description,
     )
+    warn_if_not_converged(history, options, description)
     return state.best_params, history
+
+
+def warn_if_not_converged(history: dict, options: TrainOptions, description: str) -> None:
+    """``bdl.NotConvergedWarning`` when an ``epochs=None`` run stopped at its cap."""
+    if options.epochs is None and not np.all(history["converged"]):
+        warnings.warn(
+            f"{description}: the training loss was still improving when the cap of "
+            f"{history['epochs']} epochs ended the run; raise `max_epochs` (or "
+            "`learning_rate`), or pass `epochs` to fix the budget.",
+            NotConvergedWarning, stacklevel=4,
+        )
 
 
 def _shard(mesh: Mesh, state, train_data, val_data):

@@ -9,6 +9,7 @@ from typing import Any
 import optax
 
 from bdl._validation import check_positive
+from bdl.training._convergence import default_optimizer
 from bdl.priors import IsotropicGaussian, Prior
 
 
@@ -17,10 +18,14 @@ class TrainOptions:
     """How a network is trained to (an approximation of) the MAP.
 
     Attributes:
-      epochs: passes over the data (full batch: optimiser steps).
+      epochs: passes over the data (full batch: optimiser steps); ``None`` (default) trains
+        until converged (see ``bdl.training._convergence``), for at most ``max_epochs``, and
+        warns with ``bdl.NotConvergedWarning`` when the cap ends the run.
+      max_epochs: the cap of an ``epochs=None`` run; ``None`` = 20,000 optimiser steps.
       batch_size: minibatch size; ``None`` = full batch up to 2,048 examples, else 128.
-      learning_rate: Adam's step size (ignored when ``optimizer`` is given).
-      optimizer: any optax ``GradientTransformation``; default ``optax.adam(learning_rate)``.
+      learning_rate: Adam's initial step size (ignored when ``optimizer`` is given).
+      optimizer: any optax ``GradientTransformation``; default Adam at ``learning_rate``
+        with ``reduce_on_plateau`` decay (10x after 200 steps without improvement).
       prior: prior over network parameters (default ``IsotropicGaussian(1.0)``).
       validation_fraction: share of the training data held out for early stopping.
       patience: stop after this many chunks without validation improvement.
@@ -30,9 +35,10 @@ class TrainOptions:
       init_params: start from these network parameters instead of a random initialisation.
     """
 
-    epochs: int = 500
+    epochs: int | None = None
+    max_epochs: int | None = None
     batch_size: int | None = None
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-2
     optimizer: optax.GradientTransformation | None = None
     prior: Prior = dataclasses.field(default_factory=IsotropicGaussian)
     validation_fraction: float = 0.0
@@ -43,8 +49,10 @@ class TrainOptions:
     init_params: Any = None
 
     def __post_init__(self):
-        if int(self.epochs) < 1:
-            raise ValueError(f"`epochs` must be >= 1; got {self.epochs}.")
+        if self.epochs is not None and int(self.epochs) < 1:
+            raise ValueError(f"`epochs` must be >= 1 (or None: until converged); got {self.epochs}.")
+        if self.max_epochs is not None and int(self.max_epochs) < 1:
+            raise ValueError(f"`max_epochs` must be >= 1; got {self.max_epochs}.")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ValueError(f"`batch_size` must be >= 1; got {self.batch_size}.")
         check_positive("learning_rate", self.learning_rate)
@@ -58,8 +66,15 @@ class TrainOptions:
             return min(int(self.batch_size), num_data)
         return num_data if num_data <= 2048 else 128
 
-    def resolved_optimizer(self) -> optax.GradientTransformation:
-        return self.optimizer if self.optimizer is not None else optax.adam(self.learning_rate)
+    def steps_per_epoch(self, num_data: int) -> int:
+        """Optimiser steps per epoch on ``num_data`` training examples."""
+        return max(1, num_data // self.resolved_batch_size(num_data))
+
+    def resolved_optimizer(self, num_data: int = 1) -> optax.GradientTransformation:
+        """``optimizer``, or the default Adam + reduce-on-plateau for ``num_data`` examples."""
+        if self.optimizer is not None:
+            return self.optimizer
+        return default_optimizer(self.learning_rate, self.steps_per_epoch(num_data))
 
 
 def split_options(options: dict[str, Any], own: tuple[str, ...], method: str

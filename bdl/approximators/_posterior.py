@@ -102,6 +102,6 @@ def split_seeds(
                 for k, v in history.items()}
         posteriors.append(ParticlePosterior(
             method, network, likelihood, jax.tree.map(lambda a, s=s: jax.device_put(a[s], device), per_seed),
-            {**info, "history": hist}, input_shape,
+            {**info, "history": hist, "converged": bool(np.all(hist["converged"]))}, input_shape,
         ))
     return posteriors

@@ -20,7 +20,9 @@ import optax
 from flax import serialization
 
 from bdl._host import atomic_write, progress_bar
+from bdl._warnings import NonFiniteError
 from bdl.models import Params
+from bdl.training import _convergence
 from bdl.training._data import Batch
 
 
@@ -48,11 +50,13 @@ class TrainState(NamedTuple):
 
 
 class ChunkLog(NamedTuple):
-    """What one chunk of epochs reports: mean training loss per epoch ``[E]`` and the
-    validation loss at the end of the chunk (nan without validation data)."""
+    """What one chunk of epochs reports: mean training loss per epoch ``[E]``, the
+    validation loss at the end of the chunk (nan without validation data) and whether every
+    parameter is still finite (bool scalar)."""
 
     train_loss: jax.Array
     val_loss: jax.Array
+    finite: jax.Array
 
 
 def init_state(key: jax.Array, params: Params, optimizer: optax.GradientTransformation) -> TrainState:
@@ -85,13 +89,15 @@ def build_epoch(
     stream is exactly as before (deterministic losses give the same results)."""
     full_batch = batch_size >= num_data
     num_batches = 1 if full_batch else num_data // batch_size
+    # the loss reaches transformations that read it (reduce_on_plateau); others ignore it
+    update = optax.with_extra_args_support(optimizer).update
 
     def step(carry, inputs):
         params, opt_state = carry
         batch, step_key = inputs
         args = (params, batch, step_key) if loss_takes_key else (params, batch)
         loss, grads = jax.value_and_grad(loss_fn)(*args)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, opt_state = update(grads, opt_state, params, value=loss)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def epoch(state: TrainState, data: Batch) -> tuple[TrainState, jax.Array]:
@@ -137,8 +143,11 @@ def build_chunk(
 
     def run_chunk(state: TrainState, data: Batch, val_data: Batch | None, num_epochs: int):
         state, losses = jax.lax.scan(lambda s, _: epoch_fn(s, data), state, None, num_epochs)
+        finite = jnp.all(jnp.isfinite(losses))
+        for leaf in jax.tree.leaves(state.params):
+            finite &= jnp.all(jnp.isfinite(leaf))
         if val_loss_fn is None or val_data is None:
-            return state._replace(best_params=state.params), ChunkLog(losses, jnp.nan)
+            return state._replace(best_params=state.params), ChunkLog(losses, jnp.nan, finite)
         val = val_loss_fn(state.params, val_data)
         better = val < state.best_loss
         state = state._replace(
@@ -148,7 +157,7 @@ def build_chunk(
             best_loss=jnp.where(better, val, state.best_loss),
             since_best=jnp.where(better, 0, state.since_best + 1),
         )
-        return state, ChunkLog(losses, val)
+        return state, ChunkLog(losses, val, finite)
 
     return run_chunk
 
@@ -159,25 +168,42 @@ def train(
     data: Batch,
     val_data: Batch | None,
     *,
-    epochs: int,
+    epochs: int | None,
+    max_epochs: int | None = None,
+    steps_per_epoch: int = 1,
     chunk_epochs: int | None = None,
     patience: int | None = None,
     progress: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     description: str = "training",
-) -> tuple[TrainState, dict[str, np.ndarray]]:
-    """Host loop: run jitted chunks of epochs until ``epochs`` are done or early stopping.
+) -> tuple[TrainState, dict[str, Any]]:
+    """Host loop: run jitted chunks of epochs until done, converged or early-stopped.
 
-    ``run_chunk`` must be a ``jax.jit`` function with ``num_epochs`` static (vmapped when
-    ``state`` has a member axis); each distinct chunk length is compiled ahead of time once, and
-    the history reports ``compile_s`` apart from the run time ``run_s``.
-    Early stopping (with ``val_data`` and ``patience``): stop once no member improved its
+    ``epochs=None`` trains until the convergence monitor (``bdl.training._convergence``) says
+    every particle has converged, for at most ``max_epochs`` (default: ``MAX_STEPS``
+    optimiser steps of ``steps_per_epoch`` each); an int runs exactly that many epochs (less
+    with early stopping). ``run_chunk`` must be a ``jax.jit`` function with ``num_epochs``
+    static (vmapped when ``state`` has a particle axis); each distinct chunk length is
+    compiled ahead of time once, and the history reports ``compile_s`` apart from ``run_s``.
+    Early stopping (with ``val_data`` and ``patience``): stop once no particle improved its
     validation loss for ``patience`` consecutive chunks. With ``checkpoint_dir`` the state is
-    written atomically after each chunk and a later call with the same directory resumes from
-    it. Returns the final state and a history dict of per-epoch training losses and per-chunk
-    validation losses (numpy, with a leading member axis when vmapped).
+    written atomically after each chunk and a later call with the same directory resumes.
+
+    Raises ``bdl.NonFiniteError`` as soon as a chunk ends with a non-finite loss or
+    parameter, naming the epoch: NaN parameters are never returned.
+
+    Returns the final state and a history: per-epoch training losses ``train_loss``
+    (``[P, E]`` under a particle axis), per-chunk ``val_loss``, ``converged`` (bool per
+    particle, ``[P]`` or ``[1]``), ``epochs`` run, ``compile_s`` and ``run_s``.
     """
-    chunk_epochs = chunk_epochs or max(1, min(epochs, 100))
+    until_converged = epochs is None
+    if until_converged:
+        cap = int(max_epochs) if max_epochs else _convergence.max_epochs_for(steps_per_epoch)
+        chunk_epochs = chunk_epochs or _convergence.chunk_epochs_for(steps_per_epoch, cap)
+        cap = -(-cap // chunk_epochs) * chunk_epochs  # whole chunks: one compiled length
+    else:
+        cap = int(epochs)
+        chunk_epochs = chunk_epochs or max(1, min(cap, 100))
     ckpt = Path(checkpoint_dir) / "train_state.msgpack" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         state = serialization.from_bytes(state, ckpt.read_bytes())
@@ -185,9 +211,9 @@ def train(
     train_hist, val_hist = [], []
     compiled: dict[int, Callable] = {}
     compile_s = run_s = 0.0
-    bar = progress_bar(progress, epochs, done, description, unit="epoch")
-    while done < epochs:
-        n = min(chunk_epochs, epochs - done)
+    bar = progress_bar(progress, cap, done, description, unit="epoch")
+    while done < cap:
+        n = min(chunk_epochs, cap - done)
         if n not in compiled:  # ahead-of-time compile, so compile time is reported apart
             t0 = time.perf_counter()
             compiled[n] = run_chunk.lower(state, data, val_data, n).compile()
@@ -196,6 +222,7 @@ def train(
         state, log = compiled[n](state, data, val_data)
         jax.block_until_ready(state)
         run_s += time.perf_counter() - t0
+        _check_finite(log, done, description)
         done += n
         train_hist.append(np.asarray(log.train_loss))
         val_hist.append(np.asarray(log.val_loss))
@@ -207,12 +234,33 @@ def train(
         if patience is not None and val_data is not None:
             if np.all(np.asarray(state.since_best) >= patience):
                 break
+        if until_converged and np.all(
+            _convergence.converged(np.concatenate(train_hist, -1), state.opt_state, chunk_epochs)
+        ):
+            break
     if bar is not None:
         bar.close()
+    losses = np.concatenate(train_hist, axis=-1) if train_hist else np.zeros((0,))
     history = {
-        "train_loss": np.concatenate(train_hist, axis=-1) if train_hist else np.zeros((0,)),
+        "train_loss": losses,
         "val_loss": np.stack(val_hist, axis=-1) if val_hist else np.zeros((0,)),
+        "converged": _convergence.converged(losses, state.opt_state, chunk_epochs)
+        if train_hist else np.ones(1, bool),
+        "epochs": done,
         "compile_s": compile_s,
         "run_s": run_s,
     }
     return state, history
+
+
+def _check_finite(log: ChunkLog, done: int, description: str) -> None:
+    if np.all(np.asarray(log.finite)):
+        return
+    losses = np.atleast_2d(np.asarray(log.train_loss))
+    bad = np.flatnonzero(~np.all(np.isfinite(losses), axis=0))
+    where = f"epoch {done + int(bad[0]) + 1}" if bad.size else f"epochs {done + 1}-{done + losses.shape[-1]}"
+    raise NonFiniteError(
+        f"{description}: the loss or the parameters became NaN/inf at {where}. Lower "
+        "`learning_rate` (or pass a gentler `optimizer`), check the data scale, or use float32 "
+        "parameters; no parameters are returned."
+    )
