@@ -1,8 +1,8 @@
 """Scoring decisions against what happened: realised utility, oracle, regret, decision ECE.
 
-Outcomes ``y_true`` have the predictive's batch shape: for a selection utility the outcome of
-every alternative ``[..., K]`` (how long each route actually took), for an action utility one
-outcome per batch element ``[*batch]`` (the demand, the true class).
+Outcomes ``y_true`` always have the predictive's batch shape: for a selection the outcome of
+every alternative (how long each route actually took, ``[days, routes]``), for an action
+utility one outcome per batch element ``[*batch]`` (the demand, the true class).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bdl._validation import check_finite, check_shape
-from bdl.decisions._expected import _check, expected_utility
+from bdl.decisions._expected import _expected, check_fit
 from bdl.decisions._utilities import Utility
 from bdl.predictive import Predictive
 
@@ -49,14 +49,22 @@ class DecisionCalibration(NamedTuple):
 
 
 def realised_utility(u: Utility, y_true, action) -> jax.Array:
-    """Utility of the chosen ``action`` (indices ``[...]``) once ``y_true`` is known; ``[...]``."""
-    values = u(y_true)  # [..., K] or [..., A]
+    """Utility of the chosen ``action`` (indices ``[...]``, as :func:`choose` returns them) once
+    ``y_true`` (the predictive's batch shape) is known; ``[...]``."""
+    values = _choice_values(u, y_true)  # [..., K] or [..., A]
     return jnp.take_along_axis(values, jnp.asarray(action)[..., None], axis=-1)[..., 0]
 
 
 def oracle_utility(u: Utility, y_true) -> jax.Array:
     """Best utility achievable had ``y_true`` been known in advance; ``[...]``."""
-    return jnp.max(u(y_true), axis=-1)
+    return jnp.max(_choice_values(u, y_true), axis=-1)
+
+
+def _choice_values(u: Utility, y_true) -> jax.Array:
+    if u.kind == "outcome":
+        raise ValueError(f"`u` ({u.name}) does not say what is chosen: wrap it in "
+                         "bdl.decisions.select(u) or bdl.decisions.act(u, cost).")
+    return u(y_true)
 
 
 def calibration_from_values(
@@ -133,17 +141,21 @@ def evaluate(
     """Decision metrics of acting on ``pred`` with utility ``u``, averaged over the cases.
 
     Args:
-      pred: predictive with batch shape ``[..., K]`` (selection) or ``[*batch]`` (action).
+      pred: predictive with batch shape ``[*batch]``.
       y_true: what happened, same shape as ``pred.batch_shape``; integer labels for a
         classification predictive.
-      u: the utility.
+      u: what is decided: an action utility (one decision per batch element, e.g.
+        ``act(threshold(200.0, below=False), cost=0.2)``, ``asymmetric``, ``selective``) or a
+        selection ``select(u, axis)`` (one of the alternatives along ``axis`` per case, e.g.
+        the route of each day). A bare outcome utility such as ``threshold(30.0)`` raises.
       key, num_samples: Monte Carlo settings, used only where no exact expectation exists.
       num_bins: bins of the decision calibration.
 
     Returns:
       dict of floats: ``expected_utility`` (mean predicted EU of the chosen action),
       ``realised_utility``, ``oracle_utility`` (best achievable knowing ``y_true``),
-      ``regret`` (oracle - realised), ``decision_ece`` (calibration of the chosen action's
+      ``regret`` (oracle - realised, averaged over the decisions: examples for an action
+      utility, cases such as days for a selection), ``decision_ece`` (calibration of the chosen action's
       predicted EU against its realised utility, in utility units) and ``optimal_rate``
       (fraction of cases whose chosen action was optimal).
     """
@@ -161,9 +173,9 @@ def evaluate(
 
 def _decide(pred, y_true, u, key, num_samples):
     """Predicted EU of the Bayes action, its realised utility and the oracle's; each ``[...]``."""
-    _check(pred, u)
+    u = check_fit(pred, u, decide=True)
     y_true = _check_outcomes(pred, y_true)
-    eu = expected_utility(pred, u, key=key, num_samples=num_samples)
+    eu = _expected(pred, u, key, num_samples)
     if not np.all(np.isfinite(np.asarray(eu))):
         raise ValueError(
             f"`pred` gives non-finite expected utilities under {u.name}; check its parameters "

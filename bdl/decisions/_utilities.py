@@ -1,16 +1,22 @@
 """Utilities: what a decision is worth once the outcome is known.
 
-A :class:`Utility` is one of two kinds:
+A :class:`Utility` is one of three kinds (``Utility.kind``):
 
-- a *selection* utility (``actions is None``): ``fn(y)`` scores one outcome; the predictive's
-  last batch axis holds the K alternatives (routes, treatments, ...), each with its own outcome,
-  and choosing means picking one of them. Expected utility: ``[..., K]``.
-- an *action* utility (``actions`` of shape ``[A]``): ``fn(a, y)`` scores action ``a`` when the
-  single outcome is ``y`` (order quantity, treat / do not treat, classify / abstain).
-  Expected utility: ``[*batch_shape, A]``.
+- an *outcome* utility (``threshold``, ``linear``, ``event``, ``custom(fn)``): ``fn(y)`` scores
+  one outcome. On its own it says nothing about what is chosen, so the deciding functions
+  (``choose``, ``evaluate``, ``evpi``, the curves) refuse it: say which decision you mean with
+  one of the two forms below. ``expected_utility`` gives it per batch element, ``[*batch]``.
+- a *selection* (``select(u, axis=-1)``): pick ONE of the K alternatives that lie along
+  ``axis`` of the predictive's batch, each with its own outcome (routes, suppliers).
+  Expected utility ``[..., K]`` (the alternatives moved last); the choice is ``[...]``.
+- an *action* utility (``actions`` of shape ``[A]``): decide for EVERY batch element, scoring
+  action ``a`` by ``fn(a, y)`` against that element's outcome ``y``: ``act(u, cost)`` (act or
+  wait), ``asymmetric`` (order quantity), ``table``/``selective`` (classify or abstain),
+  ``custom(fn, actions)``. Expected utility ``[*batch, A]``; the choice is ``[*batch]``.
 
 Either way the last axis of an expected utility indexes the choices, and the Bayes action is
-its argmax.
+its argmax. Every utility states the predictive it fits (``task``: regression or
+classification; ``num_classes`` for a table), and the deciding functions check it.
 """
 
 from __future__ import annotations
@@ -30,32 +36,43 @@ __all__ = [
     "Utility",
     "threshold",
     "linear",
+    "event",
     "asymmetric",
     "table",
     "selective",
     "custom",
+    "select",
+    "act",
     "get",
     "available",
 ]
 
 ClosedForm = Callable[[Predictive], "jax.Array | None"]
+TASKS = ("regression", "classification")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Utility:
     """A utility function with its choice set and, where one exists, its closed-form expectation.
 
+    Build one with the factories of :mod:`bdl.decisions` rather than by hand.
+
     Attributes:
-      fn: selection utility: ``fn(y) -> u`` elementwise (``y`` of any shape, ``u`` the same
-        shape). Action utility: ``fn(a, y) -> u`` broadcasting ``a`` against ``y``; it is called
-        as ``fn(actions, y[..., None])`` and returns ``[..., A]``.
-      actions: ``[A]`` grid of actions, or ``None`` for a selection utility.
+      fn: outcome utility or selection: ``fn(y) -> u`` elementwise (``y`` of any shape, ``u``
+        the same shape). Action utility: ``fn(a, y) -> u`` broadcasting ``a`` against ``y``; it
+        is called as ``fn(actions, y[..., None])`` and returns ``[..., A]``.
+      actions: ``[A]`` grid of actions, or ``None`` (outcome utility or selection).
       expected: optional ``expected(pred) -> EU or None``: the exact expected utility for the
-        kinds of predictive it knows (``[..., K]`` or ``[*batch_shape, A]``), ``None`` for the
-        others (which then fall back to enumeration or Monte Carlo).
+        kinds of predictive it knows (``[*batch_shape]`` elementwise for ``fn(y)``,
+        ``[*batch_shape, A]`` for an action utility), ``None`` for the others (which then
+        fall back to enumeration or Monte Carlo).
       bounds: ``(low, high)`` range of the utility when it is known (used to place the bins of
         the decision calibration), else ``None``.
       name: a short description for tables and error messages.
+      alternatives: the batch axis of the predictive that holds the alternatives of a
+        selection (set by :func:`select`), else ``None``.
+      task: ``"regression"`` or ``"classification"``: the predictive it fits (``None``: any).
+      num_classes: the number of classes a classification utility is written for, if fixed.
     """
 
     fn: Callable[..., jax.Array]
@@ -63,40 +80,72 @@ class Utility:
     expected: ClosedForm | None = None
     bounds: tuple[float, float] | None = None
     name: str = "custom"
+    alternatives: int | None = None
+    task: str | None = None
+    num_classes: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"action"``, ``"select"`` or ``"outcome"`` (see the module docstring)."""
+        if self.actions is not None:
+            return "action"
+        return "outcome" if self.alternatives is None else "select"
 
     @property
     def is_selection(self) -> bool:
-        """True when the choices are the alternatives on the predictive's last batch axis."""
-        return self.actions is None
+        """True for a selection: the choices are the alternatives along ``alternatives``."""
+        return self.kind == "select"
+
+    @property
+    def is_action(self) -> bool:
+        """True for an action utility: one decision per batch element among ``actions``."""
+        return self.kind == "action"
 
     @property
     def num_actions(self) -> int | None:
-        """Number of actions ``A`` (``None`` for a selection utility)."""
+        """Number of actions ``A`` (``None`` for an outcome utility or a selection)."""
         return None if self.actions is None else int(self.actions.shape[0])
 
     def __call__(self, y) -> jax.Array:
         """Utility of every choice given outcomes ``y``.
 
-        Selection: ``y`` is ``[..., K]`` (one outcome per alternative) -> ``[..., K]``.
-        Action: ``y`` is ``[...]`` (one outcome) -> ``[..., A]``.
+        Outcome utility: ``y`` of any shape -> the same shape (elementwise).
+        Selection: ``y`` with the alternatives on axis ``alternatives`` -> ``[..., K]`` (the
+        alternatives moved last). Action: ``y`` is ``[...]`` (one outcome each) -> ``[..., A]``.
         """
-        y = jnp.asarray(y)
-        if self.actions is None:
-            return jnp.asarray(self.fn(y))
-        return jnp.asarray(self.fn(self.actions, y[..., None]))
+        values = elementwise(self, jnp.asarray(y))
+        if self.alternatives is not None:
+            values = jnp.moveaxis(values, self.alternatives, -1)
+        return values
 
     def __repr__(self) -> str:
-        kind = "selection" if self.actions is None else f"{self.num_actions} actions"
+        kind = {"outcome": "outcome", "select": f"select along axis {self.alternatives}",
+                "action": f"{self.num_actions} actions"}[self.kind]
         return f"Utility({self.name}, {kind})"
+
+
+def elementwise(u: Utility, y: jax.Array) -> jax.Array:
+    """``fn(y)`` (``[*y.shape]``) or ``fn(actions, y[..., None])`` (``[*y.shape, A]``): the
+    utility before the alternatives of a selection are moved last."""
+    if u.actions is None:
+        return jnp.asarray(u.fn(y))
+    return jnp.asarray(u.fn(u.actions, y[..., None]))
 
 
 # --------------------------------------------------------------------------- regression
 def threshold(t, below: bool = True) -> Utility:
-    """Selection utility ``u(y) = 1[y <= t]`` (``below=False``: ``1[y > t]``).
+    """Outcome utility ``u(y) = 1[y <= t]`` (``below=False``: ``1[y > t]``), regression.
 
-    "Arrive within 30 minutes" is ``threshold(30.0)``. Its expected utility is the predictive
-    CDF at ``t`` (one minus it for ``below=False``), exact for every regression predictive.
-    ``t`` is a scalar or broadcasts against the batch shape (a deadline per alternative).
+    It serves both kinds of decision:
+
+    - ``select(threshold(30.0))``: take the alternative (route) most likely to arrive within
+      30 minutes, the alternatives on the last batch axis;
+    - ``act(threshold(200.0, below=False), cost=0.2)``: for each patient, act iff
+      P(y > 200) > 0.2.
+
+    Its expected utility is the predictive CDF at ``t`` (one minus it for ``below=False``),
+    exact for every regression predictive. ``t`` is a scalar or broadcasts against the batch
+    shape (a deadline per alternative).
     """
     t = as_float(t)
     check_finite("t", t)
@@ -111,12 +160,13 @@ def threshold(t, below: bool = True) -> Utility:
         return p if below else 1.0 - p
 
     name = f"1[y {'<=' if below else '>'} {_fmt(t)}]"
-    return Utility(fn, None, expected, (0.0, 1.0), name)
+    return Utility(fn, None, expected, (0.0, 1.0), name, task="regression")
 
 
 def linear(scale: float = -1.0, offset: float = 0.0) -> Utility:
-    """Selection utility ``u(y) = offset + scale * y``; the default ``-y`` means "fastest
-    expected". Its expected utility is ``offset + scale * mean``."""
+    """Outcome utility ``u(y) = offset + scale * y``, regression; ``select(linear())`` (the
+    default ``-y``) takes the alternative fastest in expectation. Its expected utility is
+    ``offset + scale * mean``."""
     scale, offset = as_float(scale), as_float(offset)
     check_finite("scale", scale)
     check_finite("offset", offset)
@@ -127,7 +177,8 @@ def linear(scale: float = -1.0, offset: float = 0.0) -> Utility:
     def expected(pred):
         return None if pred.is_classification else offset + scale * pred.mean()
 
-    return Utility(fn, None, expected, None, f"{_fmt(offset)} + {_fmt(scale)} y")
+    return Utility(fn, None, expected, None, f"{_fmt(offset)} + {_fmt(scale)} y",
+                   task="regression")
 
 
 def asymmetric(actions, under: float = 1.0, over: float = 1.0) -> Utility:
@@ -156,7 +207,7 @@ def asymmetric(actions, under: float = 1.0, over: float = 1.0) -> Utility:
         return _newsvendor_mixture(pred.loc, pred.scale, pred.weights, actions, under, over)
 
     name = f"newsvendor(under={_fmt(under)}, over={_fmt(over)})"
-    return Utility(fn, actions, expected, None, name)
+    return Utility(fn, actions, expected, None, name, task="regression")
 
 
 @jax.jit
@@ -172,7 +223,8 @@ def _newsvendor_mixture(loc, scale, weights, actions, under, over) -> jax.Array:
 # --------------------------------------------------------------------------- classification
 def table(matrix, *, name: str = "table") -> Utility:
     """Action utility for classification from a table ``matrix[a, c]`` ``[A, C]``: the utility
-    of action ``a`` when the true class is ``c``. Expected utility: ``probs @ matrix.T``."""
+    of action ``a`` when the true class is ``c``. Expected utility: ``probs @ matrix.T``
+    ``[*batch, A]``. It fits only a classification predictive with ``C`` classes."""
     matrix = as_float(matrix)
     if matrix.ndim != 2:
         raise ValueError(f"`matrix` must be [actions, classes]; got shape {matrix.shape}.")
@@ -183,18 +235,11 @@ def table(matrix, *, name: str = "table") -> Utility:
         return matrix[a, jnp.asarray(y).astype(jnp.int32)]
 
     def expected(pred):
-        if not pred.is_classification:
-            return None
-        probs = pred.probs()
-        if probs.shape[-1] != matrix.shape[1]:
-            raise ValueError(
-                f"`pred` has {probs.shape[-1]} classes but the utility table has "
-                f"{matrix.shape[1]} columns."
-            )
-        return probs @ matrix.T
+        return pred.probs() @ matrix.T if pred.is_classification else None
 
     lo, hi = float(np.min(matrix)), float(np.max(matrix))
-    return Utility(fn, actions, expected, (lo, hi), name)
+    return Utility(fn, actions, expected, (lo, hi), name, task="classification",
+                   num_classes=int(matrix.shape[1]))
 
 
 def selective(num_classes: int, abstain_cost: float) -> Utility:
@@ -217,21 +262,135 @@ def custom(
     expected: ClosedForm | None = None,
     bounds: tuple[float, float] | None = None,
     name: str = "custom",
+    task: str | None = None,
 ) -> Utility:
-    """Any utility: ``fn(y)`` (selection, ``actions=None``) or ``fn(a, y)`` over a 1-D
-    ``actions`` grid. ``fn`` must be written in ``jax.numpy`` and broadcast. Without a closed
-    form ``expected``, the expected utility is exact for point, sample and categorical
-    predictives and Monte Carlo otherwise."""
+    """Any utility: ``fn(y)`` (an outcome utility, ``actions=None``: wrap it in
+    :func:`select` or :func:`act`) or ``fn(a, y)`` over a 1-D ``actions`` grid ``[A]`` (one
+    decision per batch element). ``fn`` must be written in ``jax.numpy`` and broadcast.
+    ``task`` (``"regression"``/``"classification"``) restricts the predictives it accepts.
+    Without a closed form ``expected``, the expected utility is exact for point, sample and
+    categorical predictives and Monte Carlo otherwise."""
     if not callable(fn):
         raise TypeError(f"`fn` must be callable; got {type(fn).__name__}.")
     if actions is not None:
         actions = _grid("actions", actions)
-    return Utility(fn, actions, expected, bounds, name)
+    if task is not None:
+        check_choice("task", task, TASKS)
+    return Utility(fn, actions, expected, bounds, name, task=task)
+
+
+def event(classes) -> Utility:
+    """Outcome utility ``u(y) = 1[y in classes]`` for class labels (classification).
+
+    ``act(event(1), cost=0.2)`` treats an example iff P(class 1) > 0.2;
+    ``select(event(1))`` picks the alternative most likely to be of class 1. ``classes`` is
+    one label or a sequence of labels. Expected utility: the summed class probabilities.
+    """
+    labels = np.atleast_1d(np.asarray(classes))
+    if labels.ndim != 1 or labels.size == 0 or labels.dtype.kind not in "iu" or labels.min() < 0:
+        raise ValueError(f"`classes` must be a non-negative int or a 1-D list of them; got "
+                         f"{classes!r}.")
+    top = int(labels.max())
+    idx = jnp.asarray(labels)
+
+    def fn(y):
+        y = jnp.asarray(y)
+        return jnp.any(y[..., None] == idx, axis=-1).astype(jnp.result_type(float))
+
+    def expected(pred):
+        if not pred.is_classification:
+            return None
+        probs = pred.probs()
+        if top >= probs.shape[-1]:
+            raise ValueError(f"`classes` holds label {top}, but `pred` has only "
+                             f"{probs.shape[-1]} classes.")
+        return jnp.sum(probs[..., idx], axis=-1)
+
+    name = f"1[y in {{{', '.join(str(int(c)) for c in labels)}}}]"
+    return Utility(fn, None, expected, (0.0, 1.0), name, task="classification")
+
+
+# --------------------------------------------------------------------------- the two decisions
+def select(u: Utility, axis: int = -1) -> Utility:
+    """Choose ONE of the alternatives lying along batch axis ``axis`` of the predictive.
+
+    Args:
+      u: an outcome utility (``threshold``, ``linear``, ``event``, ``custom(fn)``) scoring the
+        outcome of one alternative.
+      axis: the batch axis of the predictive (and of ``y_true``) holding the K alternatives;
+        ``-1`` for a ``[days, routes]`` predictive.
+
+    Returns:
+      a selection utility: expected utility ``[..., K]`` (alternatives moved last), choice
+      ``[...]`` (an index into the alternatives), e.g. ``choose(pred, select(threshold(30.)))``
+      for Tool C's ``[3]`` routes is ``1`` (the highway).
+    """
+    _check_utility(u)
+    if u.actions is not None:
+        raise ValueError(f"`u` ({u.name}) is an action utility: it already decides for each "
+                         "batch element; `select` takes an outcome utility such as "
+                         "threshold(30.0).")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"`axis` must be an int; got {type(axis).__name__}.")
+    return dataclasses.replace(u, alternatives=int(axis))
+
+
+def act(u: Utility, cost=None) -> Utility:
+    """Decide for EVERY batch element (each example) whether to act.
+
+    For an outcome utility ``u`` this is the binary action utility over ``[wait, act]``::
+
+        u(wait, y) = 0,    u(act, y) = u(y) - cost,
+
+    whose Bayes action is "act iff E[u(y)] > cost": with ``threshold(t, below=False)``,
+    "act iff P(y > t) > cost" (treat the patient, sound the alarm). The closed form of ``u``
+    carries over. An action utility (``asymmetric``, ``table``, ``selective``, ``custom`` with
+    ``actions``) already decides per element and is returned unchanged (``cost`` must then be
+    ``None``).
+
+    Args:
+      u: the utility.
+      cost: a finite scalar, the cost of acting in the units of ``u`` (default 0).
+
+    Returns:
+      an action utility: expected utility ``[*batch, 2]``, choice ``[*batch]`` (1 = act).
+    """
+    _check_utility(u)
+    if u.actions is not None:
+        if cost is not None:
+            raise ValueError(f"`cost` applies to an outcome utility; `u` ({u.name}) is already an "
+                             "action utility with its own costs.")
+        return u
+    if u.alternatives is not None:
+        raise ValueError(f"`u` ({u.name}) is a selection; pass the outcome utility itself to "
+                         "`act`.")
+    c = as_float(0.0 if cost is None else cost)
+    check_finite("cost", c)
+    if c.ndim:
+        raise ValueError(f"`cost` must be a scalar; got shape {c.shape}.")
+    inner, inner_expected = u.fn, u.expected
+
+    def fn(a, y):
+        return jnp.where(a == 1, inner(y) - c, jnp.zeros((), c.dtype))
+
+    def expected(pred):
+        eu = None if inner_expected is None else inner_expected(pred)
+        if eu is None:
+            return None
+        eu = jnp.broadcast_to(eu, pred.batch_shape)
+        return jnp.stack([jnp.zeros_like(eu), eu - c], axis=-1)
+
+    bounds = None
+    if u.bounds is not None:
+        bounds = (min(0.0, u.bounds[0] - float(c)), max(0.0, u.bounds[1] - float(c)))
+    return Utility(fn, jnp.arange(2), expected, bounds, f"act iff E[{u.name}] > {float(c):g}",
+                   task=u.task, num_classes=u.num_classes)
 
 
 _REGISTRY: dict[str, Callable[..., Utility]] = {
     "threshold": threshold,
     "linear": linear,
+    "event": event,
     "asymmetric": asymmetric,
     "table": table,
     "selective": selective,
@@ -248,6 +407,14 @@ def get(name: str, *args, **kwargs) -> Utility:
     """Build a utility by name, e.g. ``get("threshold", 30.0)``."""
     check_choice("utility", name, available())
     return _REGISTRY[name](*args, **kwargs)
+
+
+def _check_utility(u) -> None:
+    if not isinstance(u, Utility):
+        raise TypeError(
+            f"`u` must be a bdl.decisions.Utility (e.g. bdl.decisions.threshold(30.0)); "
+            f"got {type(u).__name__}."
+        )
 
 
 def _grid(name: str, actions) -> jax.Array:

@@ -20,7 +20,7 @@ def _commute_simulation(n_days=20_000, seed=0, sigma=4.0):
 
 
 def test_route_choice_point_predictors():
-    u = decisions.threshold(30.0)
+    u = decisions.select(decisions.threshold(30.0))
     tool_a = decisions.evaluate(bdl.Predictive.point([35.0, 25.0, 43.0]), TRUTH, u)
     tool_b = decisions.evaluate(bdl.Predictive.point([28.0, 32.0, 35.0]), TRUTH, u)
     assert tool_a == {
@@ -37,7 +37,7 @@ def test_route_choice_point_predictors():
 
 def test_decision_ece_small_when_calibrated_large_when_not():
     mu, y = _commute_simulation()
-    u = decisions.threshold(30.0)
+    u = decisions.select(decisions.threshold(30.0))
     calibrated = decisions.evaluate(bdl.Predictive.gaussian(mu, 4.0), y, u)
     # sampling noise of 10 bin frequencies over 20,000 days is ~0.005 (observed 0.002)
     assert calibrated["decision_ece"] < 0.015
@@ -71,7 +71,7 @@ def test_decision_ece_for_a_newsvendor_and_for_selective_classification():
 
 def test_calibration_curve_is_consistent_with_evaluate():
     mu, y = _commute_simulation(n_days=2_000)
-    pred, u = bdl.Predictive.gaussian(mu - 1.0, 3.0), decisions.threshold(30.0)
+    pred, u = bdl.Predictive.gaussian(mu - 1.0, 3.0), decisions.select(decisions.threshold(30.0))
     curve = decisions.decision_calibration_curve(pred, y, u, num_bins=8)
     assert curve.counts.shape == curve.predicted.shape == (8,)
     assert int(curve.counts.sum()) == 2_000
@@ -93,7 +93,7 @@ def test_regret_and_optimal_rate_on_a_newsvendor():
 
 
 def test_bad_outcomes_raise():
-    u = decisions.threshold(30.0)
+    u = decisions.select(decisions.threshold(30.0))
     pred = bdl.Predictive.gaussian([25.0, 27.0, 37.0], [8.0, 2.0, 4.0])
     with pytest.raises(ValueError, match="`y_true` has shape"):
         decisions.evaluate(pred, jnp.ones(2), u)

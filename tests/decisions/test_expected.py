@@ -212,7 +212,7 @@ def test_bad_expected_utility_inputs_raise():
     with pytest.raises(TypeError, match="`u`"):
         decisions.expected_utility(bdl.Predictive.point(jnp.ones(3)), lambda y: y)
     with pytest.raises(ValueError, match="`pred` has batch shape"):
-        decisions.expected_utility(bdl.Predictive.gaussian(25.0, 8.0), u)
+        decisions.expected_utility(bdl.Predictive.gaussian(25.0, 8.0), decisions.select(u))
     with pytest.raises(TypeError, match="`fn`"):
         decisions.custom(3.0)
     with pytest.raises(ValueError, match="columns"):
