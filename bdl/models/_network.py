@@ -48,17 +48,46 @@ def as_network(model, x_example: jax.Array) -> Network:
     posterior over parameters does not carry.
     """
     if hasattr(model, "network") and callable(model.network):
-        return model.network(x_example)
-    if isinstance(model, linen.Module):
-        return _linen_network(model, x_example)
-    if isinstance(model, nnx.Module):
-        return _nnx_instance_network(model)
-    if callable(model):
-        return nnx_factory_network(model)
-    raise TypeError(
-        f"`model` must be a bdl model, a Flax Linen module, an NNX module or a factory "
-        f"`rngs -> nnx.Module`; got {type(model).__name__}."
-    )
+        network = model.network(x_example)
+    elif isinstance(model, linen.Module):
+        network = _linen_network(model, x_example)
+    elif isinstance(model, nnx.Module):
+        network = _nnx_instance_network(model)
+    elif callable(model):
+        network = nnx_factory_network(model)
+    else:
+        raise TypeError(
+            f"`model` must be a bdl model, a Flax Linen module, an NNX module or a factory "
+            f"`rngs -> nnx.Module`; got {type(model).__name__}."
+        )
+    return with_float32_master(network)
+
+
+_LOW_PRECISION = (jnp.float16, jnp.bfloat16)
+
+
+def with_float32_master(network: Network) -> Network:
+    """Mixed precision for a model with float16/bfloat16 parameters.
+
+    The parameters every approximator sees (optimiser updates, curvature, samples) are
+    float32 master copies; ``apply`` casts them to the model's own dtypes for the forward
+    pass and returns outputs in at least float32, so losses and likelihoods accumulate in
+    float32 (fp16's range and Adam's epsilon underflow otherwise turn the loss NaN). A
+    model without low-precision parameters is returned unchanged.
+    """
+    dtypes = jax.tree.map(lambda a: a.dtype, jax.eval_shape(network.init, jax.random.key(0)))
+    if not any(d in _LOW_PRECISION for d in jax.tree.leaves(dtypes)):
+        return network
+    master = lambda d: jnp.float32 if d in _LOW_PRECISION else d
+
+    def init(key: jax.Array) -> Params:
+        return jax.tree.map(lambda a, d: a.astype(master(d)), network.init(key), dtypes)
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        out = network.apply(jax.tree.map(lambda a, d: a.astype(d), params, dtypes), x)
+        return out.astype(jnp.promote_types(out.dtype, jnp.float32))
+
+    return Network(init, apply, network.reinitialisable)
 
 
 def nnx_factory_network(factory: Callable[[nnx.Rngs], nnx.Module]) -> Network:
