@@ -20,7 +20,7 @@ from bdl.approximators._optimise import batch_setups, optimise_particles
 from bdl.approximators._options import split_options
 from bdl.approximators._posterior import ParticlePosterior, split_seeds
 from bdl.likelihoods import Likelihood
-from bdl.models import Network
+from bdl.models import Network, with_shuffled_init
 from bdl.training import Batch
 
 _OWN = ("num_members", "bootstrap", "random_prior_scale")
@@ -54,11 +54,8 @@ def fit_ensemble_seeds(
     if prior_scale:
         check_positive("random_prior_scale", prior_scale)
     bootstrap = bool(own.get("bootstrap", False))
-    if not network.reinitialisable and train.init_params is None:
-        raise ValueError(
-            "`model` is an already-built NNX module, which cannot be re-initialised to give "
-            "distinct ensemble members; pass a factory `lambda rngs: Model(..., rngs=rngs)`."
-        )
+    # an already-built NNX module: members start from random permutations of its weights
+    network = with_shuffled_init(network)
     if prior_scale:
         network = with_random_prior(network, prior_scale)
         train = dataclasses.replace(train, optimizer=_freeze_anchor(train.resolved_optimizer(data["x"].shape[0])))

@@ -63,6 +63,29 @@ def as_network(model, x_example: jax.Array) -> Network:
     return with_float32_master(network)
 
 
+def with_shuffled_init(network: Network) -> Network:
+    """A re-initialisable ``Network`` from one that is not (an already-built NNX module):
+    ``init(key)`` permutes the entries of every parameter array at random.
+
+    Flax initialisers draw each array's entries i.i.d., so a random permutation of them is
+    another draw with the same marginal distribution (and the same empirical one); arrays
+    with one distinct value (zero biases, unit scales) are unchanged. Ensembles use it to get
+    distinct members from a single module instance.
+    """
+    if network.reinitialisable:
+        return network
+
+    def init(key: jax.Array) -> Params:
+        params = network.init(key)
+        leaves, treedef = jax.tree.flatten(params)
+        keys = jax.random.split(key, len(leaves))
+        shuffled = [jax.random.permutation(k, a.reshape(-1)).reshape(a.shape)
+                    for k, a in zip(keys, leaves, strict=True)]
+        return jax.tree.unflatten(treedef, shuffled)
+
+    return Network(init, network.apply, reinitialisable=True)
+
+
 _LOW_PRECISION = (jnp.float16, jnp.bfloat16)
 
 

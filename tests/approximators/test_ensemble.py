@@ -78,3 +78,19 @@ def test_heteroscedastic_gaussian_learns_the_noise_curve(key):
     grid = np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None]
     got = np.sqrt(np.asarray(post.predict(grid).aleatoric_variance()))
     np.testing.assert_allclose(got, true_scale(grid[:, 0]), rtol=0.2, atol=0.03)
+
+
+def test_ensemble_accepts_an_already_built_nnx_module():
+    """Members of a built NNX module start from random permutations of its weights, so
+    they differ, and the fit still recovers the line."""
+    from flax import nnx
+
+    x = jnp.linspace(-1.0, 1.0, 40)[:, None]
+    y = 2.0 * x[:, 0] + 0.5
+    model = bdl.models.MLP(hidden=(8,)).module(1, rngs=nnx.Rngs(0))
+    post = bdl.fit("ensemble", model, bdl.likelihoods.Gaussian(scale=0.1), (x, y),
+                   key=jax.random.key(0), num_members=3, epochs=300)
+    first = np.asarray(post.particles["net"]["layers"][0]["kernel"])
+    assert first.shape[0] == 3 and not np.allclose(first[0], first[1])
+    assert post.predict(x).mean().shape == (40,)
+    assert float(jnp.max(jnp.abs(post.predict(x).mean() - y))) < 0.05
