@@ -130,6 +130,7 @@ def load(path: str | os.PathLike, model: Any, likelihood: Likelihood) -> Posteri
             f"`path` {str(path)!r} holds format {fmt!r}; expected {_FORMAT!r} (or "
             f"{_FORMAT_V1!r})."
         )
+    _check_likelihood(path, meta, likelihood)
     kind = meta.get("kind")
     if kind not in _KINDS:
         raise ValueError(f"`path` {str(path)!r} holds an unknown posterior kind {kind!r}; "
@@ -175,12 +176,26 @@ def load(path: str | os.PathLike, model: Any, likelihood: Likelihood) -> Posteri
     )
 
 
+def _check_likelihood(path: Path, meta: dict, likelihood: Likelihood) -> None:
+    """The likelihood given to ``load`` must be the one the posterior was fitted with: a
+    Gaussian posterior read back as a Categorical would predict nonsense."""
+    if not isinstance(likelihood, Likelihood):
+        raise TypeError(f"`likelihood` must be a bdl likelihood; got {type(likelihood).__name__}.")
+    saved = meta.get("likelihood")
+    if saved is not None and saved != repr(likelihood):
+        raise ValueError(
+            f"`likelihood` {likelihood!r} does not match the one the posterior at {str(path)!r} "
+            f"was fitted with, {saved}; pass that likelihood to load."
+        )
+
+
 def _load_v1(path: Path, meta: dict, model: Any, likelihood: Likelihood) -> ParticlePosterior:
     """The particle-only format: ``particles.msgpack`` and ``info`` inside ``meta.json``."""
     data_file = path / "particles.msgpack"
     if not data_file.is_file():
         raise FileNotFoundError(f"`path` {str(path)!r} lacks particles.msgpack (format "
                                 f"{_FORMAT_V1!r}).")
+    _check_likelihood(path, meta, likelihood)
     network = as_network(model, jnp.zeros((1, *meta["input_shape"]), jnp.float32))
     if meta["info"].get("random_prior_scale"):
         network = with_random_prior(network, float(meta["info"]["random_prior_scale"]))

@@ -182,3 +182,14 @@ def test_bad_directories(map_post, tmp_path):
         load(tmp_path / "post", bdl.models.MLP((4,), activation="tanh"), LIK)
     with pytest.raises(TypeError, match="posterior"):
         save(object(), tmp_path / "x")
+
+
+def test_load_refuses_another_likelihood(map_post, tmp_path):
+    """A Gaussian posterior read back with a Categorical (or another noise model) would
+    predict nonsense: load names the mismatch."""
+    path = save(map_post, tmp_path / "post")
+    with pytest.raises(ValueError, match="`likelihood` Categorical.*Gaussian"):
+        load(path, MODEL, bdl.likelihoods.Categorical())
+    with pytest.raises(ValueError, match="`likelihood`.*heteroscedastic"):
+        load(path, bdl.models.MLP((8,), out=2, activation="tanh"),
+             bdl.likelihoods.Gaussian("heteroscedastic"))
