@@ -22,6 +22,7 @@ activations), which the generic ``apply(params, x)`` view of a model deliberatel
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Hashable, Mapping
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.distributions import Normal, kl_divergence
 
 from bdl._validation import check_choice, check_positive
+from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions, split_options
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
@@ -51,7 +53,11 @@ from bdl.training import (
     train,
 )
 
-_OWN = ("num_mc_samples", "kl_weight", "init_scale", "subset", "map_epochs")
+_OWN = ("num_mc_samples", "kl_weight", "init_scale", "average", "subset", "map_epochs")
+DEFAULT_STEPS = 4000  # optimiser steps when `epochs` is not given
+DEFAULT_LEARNING_RATE = 1e-2  # Adam's peak step size when neither it nor `optimizer` is given
+DEFAULT_MC_SAMPLES = 4  # reparameterised draws per step
+ELBO_TOL = 1e-3  # nats per example: an ELBO gain below this over the averaged steps is noise
 KeyPath = tuple[Hashable, ...]  # keys from the root of the parameter tree to a subtree
 
 
@@ -70,7 +76,7 @@ class MeanField(NamedTuple):
 def init_mean_field(loc: Params, init_scale: float) -> MeanField:
     """``q`` centred on ``loc`` with every standard deviation equal to ``init_scale``."""
     raw = float(np.log(np.expm1(init_scale)))  # inverse softplus
-    return MeanField(loc, jax.tree.map(lambda a: jnp.full(jnp.shape(a), raw, jnp.float32), loc))
+    return MeanField(loc, jax.tree.map(lambda a: jnp.full(jnp.shape(a), raw, _float_dtype(a)), loc))
 
 
 def mean_field_scale(q: MeanField) -> Params:
@@ -130,6 +136,71 @@ def elbo_loss(
         return -(expected - kl_weight * kl) / num_data
 
     return loss
+
+
+class TailAverageState(NamedTuple):
+    """State of ``tail_average``.
+
+    Attributes:
+      inner_state: the wrapped optimiser's state.
+      step: optimiser steps taken (int32 scalar).
+      tail_first: running mean of the iterates of the first half of the averaging window
+        (zeros before it starts).
+      tail_second: the same for the second half.
+    """
+
+    inner_state: Any
+    step: jax.Array
+    tail_first: Params
+    tail_second: Params
+
+
+def tail_average(
+    inner: optax.GradientTransformation, start: int, mid: int
+) -> optax.GradientTransformationExtraArgs:
+    """Polyak-Ruppert (tail) averaging of the iterates of ``inner``: the updates are those
+    of ``inner``; the state also keeps the running means of the iterates after steps
+    ``start <= t < mid`` and ``mid <= t`` (0-based), read with ``tail_average_params``.
+
+    Averaging removes most of the Monte Carlo jitter of a stochastic objective such as the
+    ELBO (the iterates of a constant-step optimiser fluctuate around the optimum; their mean
+    converges to it); two halves let a caller check that the iterates stopped drifting.
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def init(params):
+        zeros = optax.tree_utils.tree_zeros_like(params)
+        return TailAverageState(inner.init(params), jnp.zeros((), jnp.int32), zeros, zeros)
+
+    def update(updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError("tail_average needs `params` in update().")
+        updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        new = optax.apply_updates(params, updates)
+        t = state.step
+
+        def running_mean(avg, lo, hi):
+            inside = (t >= lo) & (t < hi)
+            count = jnp.maximum(t - lo + 1, 1)
+            return jax.tree.map(
+                lambda a, p: jnp.where(inside, a + (p - a) / count.astype(a.dtype), a), avg, new
+            )
+
+        big = jnp.iinfo(jnp.int32).max
+        state = TailAverageState(inner_state, t + 1, running_mean(state.tail_first, start, mid),
+                                 running_mean(state.tail_second, mid, big))
+        return updates, state
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def tail_average_params(opt_state: Any) -> tuple[Params, Params, jax.Array]:
+    """``(first, second, step)`` of the ``TailAverageState`` nested anywhere in
+    ``opt_state`` (e.g. inside ``optax.multi_transform``)."""
+    state = optax.tree_utils.tree_get(opt_state, "TailAverageState")
+    if state is None:
+        raise ValueError("No tail_average state in this optimiser state.")
+    return state.tail_first, state.tail_second, state.step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,15 +278,24 @@ def fit_vi(
 ) -> VIPosterior:
     """Mean-field Gaussian VI (Bayes by backprop).
 
-    Options: ``num_mc_samples`` (1) draws per step; ``kl_weight`` (1.0) multiplies the KL
+    Options: ``num_mc_samples`` (4) draws per step; ``kl_weight`` (1.0) multiplies the KL
     (a temperature; < 1 = "cold"); ``init_scale`` (0.01) initial standard deviation of every
-    factor; ``subset`` (``"all"`` or ``"last_layer"``: the last dense layer, other layers fixed
-    at a MAP fit with the same training options); ``map_epochs`` (default ``epochs``) of that
-    MAP fit, 0 to take ``init_params`` as they are; and every ``TrainOptions`` field (the
-    prior must provide ``precision_tree``, e.g. ``IsotropicGaussian``).
+    factor; ``average`` (0.5) the final share of the optimiser steps whose iterates are
+    averaged (Polyak-Ruppert; 0 keeps the last iterate); ``subset`` (``"all"`` or
+    ``"last_layer"``: the last dense layer, other layers fixed at a MAP fit with the same
+    training options); ``map_epochs`` (default ``epochs``) of that MAP fit, 0 to take
+    ``init_params`` as they are; and every ``TrainOptions`` field (the prior must provide
+    ``precision_tree``, e.g. ``IsotropicGaussian``).
+
+    VI's own defaults for the shared ones: without ``epochs`` it takes enough epochs for
+    ``DEFAULT_STEPS`` optimiser steps; without ``optimizer`` it uses Adam at
+    ``learning_rate`` (``DEFAULT_LEARNING_RATE`` unless given) with a cosine decay to a tenth
+    over the run. The returned ``q`` is the average of the iterates of the last ``average``
+    of the steps; ``info["converged"]`` is False (and a ``bdl.NotConvergedWarning`` says to
+    raise ``epochs``) when the ELBO still improved between the two halves of that window.
     """
     train_opts, own = split_options(options, _OWN, "vi")
-    num_mc = int(own.get("num_mc_samples", 1))
+    num_mc = int(own.get("num_mc_samples", DEFAULT_MC_SAMPLES))
     if num_mc < 1:
         raise ValueError(f"`num_mc_samples` must be >= 1; got {num_mc}.")
     kl_weight = float(own.get("kl_weight", 1.0))
@@ -223,6 +303,9 @@ def fit_vi(
         raise ValueError(f"`kl_weight` must be >= 0; got {kl_weight}.")
     init_scale = float(own.get("init_scale", 1e-2))
     check_positive("init_scale", init_scale)
+    average = float(own.get("average", 0.5))
+    if not 0.0 <= average <= 1.0:
+        raise ValueError(f"`average` must lie in [0, 1]; got {average}.")
     subset = own.get("subset", "all")
     check_choice("subset", subset, ("all", "last_layer"))
     prior = train_opts.prior
@@ -245,14 +328,27 @@ def fit_vi(
 
     train_data, val_data = split_validation(data, train_opts.validation_fraction, k_val)
     n = train_data["x"].shape[0]
+    batch_size = train_opts.resolved_batch_size(n)
+    steps_per_epoch = max(1, n // batch_size)
+    given_epochs = options.get("epochs")
+    epochs = (-(-DEFAULT_STEPS // steps_per_epoch) if given_epochs is None
+              else int(train_opts.epochs))
+    num_steps = epochs * steps_per_epoch
+    avg_epochs = min(epochs, int(np.ceil(average * epochs))) if average > 0 else 0
+    start_epoch = epochs - avg_epochs
+    mid_epoch = start_epoch + avg_epochs // 2 if avg_epochs >= 2 else start_epoch
+    start, mid = start_epoch * steps_per_epoch, mid_epoch * steps_per_epoch
+    if avg_epochs == 0:  # no averaging: the window is empty (never reached)
+        start = mid = num_steps + 1
+    inner = _default_optimizer(train_opts, options, num_steps)
     optimizer = optax.multi_transform(
-        {"train": train_opts.resolved_optimizer(), "freeze": optax.set_to_zero()},
+        {"train": tail_average(inner, start, mid), "freeze": optax.set_to_zero()},
         lambda p: {k: jax.tree.map(lambda _, k=k: "freeze" if k == "fixed" else "train", v)
                    for k, v in p.items()},
     )
     loss = elbo_loss(network.apply, likelihood, precision, n, num_mc_samples=num_mc,
                      kl_weight=kl_weight, path=path)
-    epoch = build_epoch(loss, optimizer, n, train_opts.resolved_batch_size(n), loss_takes_key=True)
+    epoch = build_epoch(loss, optimizer, n, batch_size, loss_takes_key=True)
 
     def val_nll(params: Params, batch: Batch) -> jax.Array:  # at the variational mean
         f = network.apply(_insert(params["fixed"], path, params["net"].loc), batch["x"])
@@ -262,15 +358,84 @@ def fit_vi(
     params = {"net": init_mean_field(loc, init_scale), "lik": lik0, "fixed": fixed}
     state, history = train(
         init_state(k_train, params, optimizer), jax.jit(chunk, static_argnums=3), train_data,
-        val_data, epochs=int(train_opts.epochs), chunk_epochs=train_opts.chunk_epochs,
+        val_data, epochs=epochs, chunk_epochs=train_opts.chunk_epochs,
         patience=train_opts.patience, progress=train_opts.progress,
         checkpoint_dir=train_opts.checkpoint_dir, description=f"vi ({subset})",
     )
-    best = state.best_params
+    net, lik, check = _averaged(state, start, mid)
+    _check_finite(net, lik)
+    check["converged"] = _elbo_settled(history["train_loss"], start_epoch, mid_epoch, check)
     info = {"history": history, "num_train": n, "subset": subset, "num_mc_samples": num_mc,
-            "kl_weight": kl_weight, "init_scale": init_scale}
-    return VIPosterior("vi", network, likelihood, best["net"], best["lik"], best["fixed"], path,
+            "kl_weight": kl_weight, "init_scale": init_scale, "average": average,
+            "epochs": epochs, "num_steps": num_steps, **check}
+    if check["converged"] is False:
+        warnings.warn(
+            f"VI did not converge in {epochs} epochs ({num_steps} steps): the ELBO still "
+            f"improved by {check['elbo_gain']:.3g} nats per example (standard error "
+            f"{check['elbo_gain_se']:.2g}) over the averaged steps. Raise `epochs`.",
+            NotConvergedWarning, stacklevel=3,
+        )
+    return VIPosterior("vi", network, likelihood, net, lik, state.best_params["fixed"], path,
                        info, tuple(data["x"].shape[1:]))
+
+
+def _default_optimizer(train_opts: TrainOptions, options: Mapping[str, Any],
+                       num_steps: int) -> optax.GradientTransformation:
+    """The user's ``optimizer``, else Adam at ``learning_rate`` (VI's default unless given)
+    with a cosine decay to a tenth over ``num_steps``."""
+    if train_opts.optimizer is not None:
+        return train_opts.optimizer
+    lr = (DEFAULT_LEARNING_RATE if options.get("learning_rate") is None
+          else float(train_opts.learning_rate))
+    return optax.adam(optax.cosine_decay_schedule(lr, max(num_steps, 1), alpha=0.1))
+
+
+def _averaged(state, start: int, mid: int) -> tuple[MeanField, Params, dict[str, Any]]:
+    """``q`` and likelihood parameters to return: the mean of the iterates in the averaging
+    window (the best/last iterate when the run stopped before it), and how far the means of
+    its two halves lie apart (``drift``: max |loc difference| / scale)."""
+    first, second, step = tail_average_params(state.opt_state)
+    step = int(step)
+    n1, n2 = max(0, min(step, mid) - start), max(0, step - mid)
+    best = state.best_params
+    if n1 + n2 == 0:
+        return best["net"], best["lik"], {"averaged_steps": 0, "drift": None}
+    w1 = n1 / (n1 + n2)
+    mix = lambda a, b: (w1 * a + (1.0 - w1) * b).astype(a.dtype)
+    avg = jax.tree.map(mix, {"net": first["net"], "lik": first["lik"]},
+                       {"net": second["net"], "lik": second["lik"]})
+    drift = None
+    if n1 and n2:
+        scale = mean_field_scale(avg["net"])
+        gaps = jax.tree.map(lambda a, b, s: jnp.max(jnp.abs(a - b) / s),
+                            first["net"].loc, second["net"].loc, scale)
+        drift = float(max(jax.tree.leaves(gaps), default=0.0))
+    return avg["net"], avg["lik"], {"averaged_steps": n1 + n2, "drift": drift}
+
+
+def _elbo_settled(train_loss: np.ndarray, start_epoch: int, mid_epoch: int,
+                  check: dict[str, Any]) -> bool | None:
+    """False when the mean training loss of the second half of the averaging window is
+    lower than the first half's by more than 3 standard errors and ``ELBO_TOL`` nats per
+    example; None when the window has fewer than two epochs in a half."""
+    a = np.asarray(train_loss[start_epoch:mid_epoch], np.float64)
+    b = np.asarray(train_loss[mid_epoch:], np.float64)
+    if len(a) < 2 or len(b) < 2:
+        check.update(elbo_gain=None, elbo_gain_se=None)
+        return None
+    gain = float(a.mean() - b.mean())
+    se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    check.update(elbo_gain=gain, elbo_gain_se=se)
+    return not (gain > 3.0 * se and gain > ELBO_TOL)
+
+
+def _check_finite(net: MeanField, lik: Params) -> None:
+    leaves = jax.tree.leaves((net, lik))
+    if not all(bool(jnp.all(jnp.isfinite(a))) for a in leaves):
+        raise NonFiniteError(
+            "VI's variational parameters became non-finite. Lower `learning_rate`, or "
+            "raise `num_mc_samples`."
+        )
 
 
 def find_last_layer(network: Network, params: Params, x: jax.Array) -> KeyPath:
@@ -359,3 +524,8 @@ def _insert(tree: Params, path: KeyPath, value: Params) -> Params:
     if not path:
         return value
     return {**tree, path[0]: _insert(tree[path[0]], path[1:], value)}
+
+
+def _float_dtype(a: Any) -> Any:
+    dtype = jnp.result_type(a)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
