@@ -120,7 +120,9 @@ class LaplacePosterior:
         Gaussian only)."""
         hyper = self.hyper
         if prior_precision is None and noise_scale is None:
-            return jnp.asarray(self.info["log_marginal_likelihood"], self.theta.dtype)
+            # the dtype it was computed in: float64 data make it float64 even for float32 params
+            dtype = jnp.result_type(*jax.tree.leaves(self.factor))
+            return jnp.asarray(self.info["log_marginal_likelihood"], dtype)
         if prior_precision is not None:
             check_positive("prior_precision", prior_precision)
             log_prior = jnp.log(jnp.asarray(prior_precision, self.theta.dtype))
