@@ -9,8 +9,12 @@ it passes through ``jit``, ``vmap`` and ``lax.scan`` like an array.
 Conventions for arguments that are evaluated against the distribution (``log_prob(y)``,
 ``cdf(t)``, ``quantile(q)``): the argument broadcasts against ``batch_shape`` in the NumPy way,
 and the result has the broadcast shape. A scalar threshold therefore gives one value per batch
-element, and ``q`` of shape ``[Q, 1, ..., 1]`` gives ``[Q, *batch_shape]``. (So pass observed
-``y`` with the batch shape itself: a column ``[N, 1]`` against batch ``[N]`` gives ``[N, N]``.)
+element, and ``q`` of shape ``[Q, 1, ..., 1]`` gives ``[Q, *batch_shape]``. Observed outcomes
+are the exception that would go silently wrong: ``log_prob(y)`` refuses a ``y`` with more axes
+than the batch, and ``cdf`` a column ``[*batch_shape, 1]`` (a ``y`` ``[N, 1]`` against batch
+``[N]`` would broadcast to ``[N, N]`` and average into a meaningless NLL), unless the caller
+passes ``broadcast=True``. A model fitted on ``y`` ``[N]`` or ``[N, 1]`` (one target) predicts
+batch ``[N]``: pass ``y_test`` as ``[N]`` (``y_test[:, 0]``).
 ``take`` selects batch elements, e.g. one route of a ``[days, routes]`` predictive.
 
 Kinds (all final; build them through the constructors below):
@@ -167,12 +171,33 @@ class Predictive(abc.ABC):
         return jnp.sqrt(self.variance())
 
     # ----------------------------------------------------------------- distribution
-    def log_prob(self, y) -> jax.Array:
-        """Log density (regression) or log probability (classification) of ``y``."""
+    def log_prob(self, y, *, broadcast: bool = False) -> jax.Array:
+        """Log density (regression) or log probability (classification) of observed ``y``.
+
+        ``y`` has the batch shape (or a shape that broadcasts to it without adding axes, such
+        as a scalar), and so has the result. A ``y`` with more axes, e.g. a column ``[N, 1]``
+        against batch ``[N]``, raises a ``ValueError``: NumPy broadcasting would score every
+        element against every ``y`` (``[N, N]``). ``broadcast=True`` asks for exactly that.
+        """
+        if not broadcast:
+            check_observed_shape(y, self.batch_shape, "y")
+        return self._log_prob(y)
+
+    def cdf(self, t, *, broadcast: bool = False) -> jax.Array:
+        """P(Y <= t); ``t`` broadcasts against ``batch_shape`` (leading axes of ``t`` give a
+        batch of thresholds, ``[T, 1, ..., 1]`` -> ``[T, *batch_shape]``).
+
+        A ``t`` shaped ``[*batch_shape, 1]`` (a column of observed values against batch
+        ``[N]``) raises unless ``broadcast=True``: it would give ``[N, N]``.
+        """
+        if not broadcast:
+            check_not_a_column(t, self.batch_shape, "t")
+        return self._cdf_of(t)
+
+    def _log_prob(self, y) -> jax.Array:
         return self._unsupported("log_prob")
 
-    def cdf(self, t) -> jax.Array:
-        """P(Y <= t); ``t`` broadcasts against ``batch_shape``."""
+    def _cdf_of(self, t) -> jax.Array:
         return self._unsupported("cdf")
 
     def quantile(self, q) -> jax.Array:
@@ -236,6 +261,29 @@ def broadcast_shape(x, shape: tuple[int, ...], name: str, against: str) -> tuple
             f"`{name}` of shape {jnp.shape(x)} does not broadcast against {against} of "
             f"shape {tuple(shape)}."
         ) from None
+
+
+def check_observed_shape(y, batch_shape: tuple[int, ...], name: str) -> None:
+    """``y`` must broadcast to ``batch_shape`` without adding axes (see ``log_prob``)."""
+    shape = broadcast_shape(y, batch_shape, name, "the batch shape")
+    if shape != tuple(batch_shape):
+        raise ValueError(
+            f"`{name}` of shape {jnp.shape(y)} would broadcast the batch shape "
+            f"{tuple(batch_shape)} to {shape}; pass `{name}` with the batch shape (e.g. "
+            f"`{name}[..., 0]` for a column), or broadcast=True to score every element "
+            f"against every `{name}`."
+        )
+
+
+def check_not_a_column(t, batch_shape: tuple[int, ...], name: str) -> None:
+    """Refuse ``t`` shaped ``[*batch_shape, 1]`` when the batch's last axis is not 1."""
+    batch_shape = tuple(batch_shape)
+    if batch_shape and batch_shape[-1] != 1 and jnp.shape(t) == (*batch_shape, 1):
+        raise ValueError(
+            f"`{name}` of shape {jnp.shape(t)} is a column against the batch shape "
+            f"{batch_shape}: it would give {(*batch_shape, batch_shape[-1])}. Pass "
+            f"`{name}[..., 0]`, or broadcast=True for every threshold at every element."
+        )
 
 
 def broadcast_eval(x, batch_shape: tuple[int, ...], name: str) -> jax.Array:

@@ -70,7 +70,7 @@ class Categorical(Predictive):
         """Most probable class under ``probs()``, shape ``batch_shape``."""
         return jnp.argmax(self.probs(), axis=-1)
 
-    def log_prob(self, y) -> jax.Array:
+    def _log_prob(self, y) -> jax.Array:
         """Log predictive probability of integer labels ``y`` in [0, C); ``y`` broadcasts
         against ``batch_shape``."""
         y = jnp.asarray(y)
@@ -78,10 +78,10 @@ class Categorical(Predictive):
             raise ValueError(f"`y` must hold integer class labels; got dtype {y.dtype}.")
         if is_concrete(y) and np.any((np.asarray(y) < 0) | (np.asarray(y) >= self.num_classes)):
             raise ValueError(f"`y` must hold class labels in [0, {self.num_classes}).")
-        return self._log_prob(y)
+        return self._label_log_prob(y)
 
     @jax.jit
-    def _log_prob(self, y):
+    def _label_log_prob(self, y):
         shape = broadcast_shape(y, self.batch_shape, "y", "the batch shape")
         logp = jnp.broadcast_to(jnp.log(self.probs()), (*shape, self.num_classes))
         return jnp.take_along_axis(logp, jnp.broadcast_to(y, shape)[..., None], axis=-1)[..., 0]

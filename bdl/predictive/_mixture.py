@@ -79,14 +79,14 @@ class GaussianMixture(Predictive):
 
     # distribution
     @jax.jit
-    def log_prob(self, y) -> jax.Array:
+    def _log_prob(self, y) -> jax.Array:
         y = broadcast_eval(y, self.batch_shape, "y")
         loc, scale, weights = self._expanded(y.shape)
         z = (y[None] - loc) / scale
         return logsumexp(-0.5 * z**2 - jnp.log(scale) - _LOG_SQRT_2PI, axis=0, b=weights)
 
     @jax.jit
-    def cdf(self, t) -> jax.Array:
+    def _cdf_of(self, t) -> jax.Array:
         return self._cdf(broadcast_eval(t, self.batch_shape, "t"))
 
     def quantile(self, q) -> jax.Array:

@@ -48,12 +48,12 @@ class Point(Predictive):
     def epistemic_variance(self) -> jax.Array:
         return jnp.zeros_like(self.values)
 
-    def log_prob(self, y) -> jax.Array:
+    def _log_prob(self, y) -> jax.Array:
         y = broadcast_eval(y, self.batch_shape, "y")
         hit = y == jnp.broadcast_to(self.values, y.shape)
         return jnp.where(hit, jnp.inf, -jnp.inf).astype(y.dtype)
 
-    def cdf(self, t) -> jax.Array:
+    def _cdf_of(self, t) -> jax.Array:
         t = broadcast_eval(t, self.batch_shape, "t")
         return (t >= jnp.broadcast_to(self.values, t.shape)).astype(t.dtype)
 

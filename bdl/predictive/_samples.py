@@ -55,7 +55,7 @@ class Samples(Predictive):
         return jnp.var(self.samples, axis=0)
 
     @jax.jit
-    def log_prob(self, y) -> jax.Array:
+    def _log_prob(self, y) -> jax.Array:
         y = broadcast_eval(y, self.batch_shape, "y")
         n = self.num_samples
         std = jnp.std(self.samples, axis=0, ddof=1)
@@ -67,7 +67,7 @@ class Samples(Predictive):
         return jax.scipy.special.logsumexp(comp, axis=0) - jnp.log(n)
 
     @jax.jit
-    def cdf(self, t) -> jax.Array:
+    def _cdf_of(self, t) -> jax.Array:
         t = broadcast_eval(t, self.batch_shape, "t")
         x = expand_to(self.samples, t.shape, len(self.batch_shape))
         return jnp.mean((x <= t[None]).astype(t.dtype), axis=0)

@@ -64,7 +64,7 @@ def test_log_prob_of_labels(setup):
     # labels with a leading axis broadcast against the batch
     many = np.array([[0, 0, 0], [1, 2, 3]])
     want = np.log(np.take_along_axis(mean[None], many[..., None], axis=-1)[..., 0])
-    np.testing.assert_allclose(pred.log_prob(many), want, rtol=1e-5)
+    np.testing.assert_allclose(pred.log_prob(many, broadcast=True), want, rtol=1e-5)
 
 
 def test_logits_equal_softmax_probs(setup):

@@ -28,7 +28,7 @@ def mixtures(draw):
 @jax.jit  # one compilation per number of components, not one per eager op and example
 def _roundtrip(pred, q):
     x = pred.quantile(q)
-    return x, pred.cdf(x), pred.log_prob(x)
+    return x, pred.cdf(x), pred.log_prob(x, broadcast=True)
 
 
 @settings(max_examples=30, deadline=None)
@@ -54,7 +54,7 @@ def test_mixture_cdf_and_log_prob_match_scipy():
     want_cdf = np.einsum("s,sqb->qb", w, comps.cdf(y))
     want_logp = np.log(np.einsum("s,sqb->qb", w, comps.pdf(y)))
     np.testing.assert_allclose(pred.cdf(y), want_cdf, atol=2e-6)
-    np.testing.assert_allclose(pred.log_prob(y), want_logp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pred.log_prob(y, broadcast=True), want_logp, rtol=1e-5, atol=1e-5)
 
 
 def test_gaussian_matches_scipy():
@@ -62,7 +62,7 @@ def test_gaussian_matches_scipy():
     scale = np.array([0.5, 1.0, 3.0], np.float32)
     pred, ref = Predictive.gaussian(loc, scale), scipy.stats.norm(loc, scale)
     y = np.array([-2.0, 0.1, 10.0], np.float32)
-    np.testing.assert_allclose(pred.log_prob(y), ref.logpdf(y), rtol=1e-5)
+    np.testing.assert_allclose(pred.log_prob(y, broadcast=True), ref.logpdf(y), rtol=1e-5)
     np.testing.assert_allclose(pred.cdf(y), ref.cdf(y), atol=1e-6)
     np.testing.assert_allclose(pred.entropy(), ref.entropy(), rtol=1e-6)
     np.testing.assert_allclose(pred.mean(), loc)
@@ -89,15 +89,16 @@ def test_mixture_of_identical_components_equals_gaussian(num_copies, key):
         jnp.stack([loc] * num_copies), jnp.stack([scale] * num_copies)
     )
     y = jnp.array([[0.0, -2.1], [4.0, 1.0]])
-    for method, arg in [
-        ("mean", ()),
-        ("variance", ()),
-        ("log_prob", (y,)),
-        ("cdf", (y,)),
-        ("quantile", (QS[:, None],)),
+    for method, arg, kw in [
+        ("mean", (), {}),
+        ("variance", (), {}),
+        ("log_prob", (y,), {"broadcast": True}),
+        ("cdf", (y,), {}),
+        ("quantile", (QS[:, None],), {}),
     ]:
         np.testing.assert_allclose(
-            getattr(mix, method)(*arg), getattr(gauss, method)(*arg), rtol=1e-5, atol=1e-5
+            getattr(mix, method)(*arg, **kw), getattr(gauss, method)(*arg, **kw), rtol=1e-5,
+            atol=1e-5,
         )
     draws = np.asarray(mix.sample(key, 4000))
     for b in range(2):

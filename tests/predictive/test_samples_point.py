@@ -35,7 +35,7 @@ def test_samples_moments_cdf_and_log_prob():
     y = np.array([[-3.0], [1.0], [4.0]])
     h = 1.06 * draws.std(0, ddof=1) * 2000**-0.2
     kde = scipy.stats.norm(draws[:, None], h).pdf(y).mean(0)
-    np.testing.assert_allclose(pred.log_prob(y), np.log(kde), rtol=1e-4)
+    np.testing.assert_allclose(pred.log_prob(y, broadcast=True), np.log(kde), rtol=1e-4)
     lower, upper = pred.interval(0.9)
     np.testing.assert_allclose(pred.cdf(upper) - pred.cdf(lower), 0.9, atol=2 / 2000)
 

@@ -87,3 +87,17 @@ def test_unsupported_methods_say_so():
         Predictive.from_samples(jnp.zeros((3, 2))).aleatoric_variance()
     with pytest.raises(NotImplementedError, match="Categorical.*cdf"):
         C.cdf(0.0)
+
+
+def test_observed_column_against_a_vector_batch_is_refused():
+    """y [N, 1] against batch [N] would broadcast to [N, N] and average into a meaningless
+    NLL; log_prob and cdf refuse it unless broadcast=True is asked for."""
+    pred = Predictive.gaussian(jnp.zeros(4), jnp.ones(4))
+    y = jnp.arange(4.0)
+    with pytest.raises(ValueError, match="`y` of shape \\(4, 1\\)"):
+        pred.log_prob(y[:, None])
+    with pytest.raises(ValueError, match="`t` of shape \\(4, 1\\) is a column"):
+        pred.cdf(y[:, None])
+    assert pred.log_prob(y[:, None], broadcast=True).shape == (4, 4)
+    assert pred.log_prob(y).shape == (4,)
+    assert pred.cdf(jnp.zeros((3, 1))).shape == (3, 4)  # a batch of thresholds still works
