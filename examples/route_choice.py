@@ -17,8 +17,9 @@ tools = {
     "B": bdl.Predictive.point([28.0, 32.0, 35.0]),  # better MSE
     "C": bdl.Predictive.gaussian([25.0, 27.0, 37.0], [8.0, 2.0, 4.0]),  # with uncertainty
 }
-on_time = decisions.threshold(30.0)  # u = 1[T <= 30]
-fastest = decisions.linear(-1.0)  # u = -T: "shortest expected time"
+# pick ONE of the routes (the predictive's last batch axis) ...
+on_time = decisions.select(decisions.threshold(30.0))  # ... by u = 1[T <= 30]
+fastest = decisions.select(decisions.linear(-1.0))  # ... by u = -T: "shortest expected time"
 
 for name, pred in tools.items():
     mse = metrics.evaluate(pred, truth)["mse"]

@@ -88,7 +88,9 @@ def route_choice_numbers() -> dict:
     of "±": P(T <= 30) per route and the chosen route).
     """
     truth = jnp.asarray(TRUTH)
-    utilities = {"on_time": decisions.threshold(DEADLINE), "fastest": decisions.linear(-1.0)}
+    # one choice among the routes: the alternatives are the predictive's (only) batch axis
+    utilities = {"on_time": decisions.select(decisions.threshold(DEADLINE)),
+                 "fastest": decisions.select(decisions.linear(-1.0))}
     tools = {
         "A": bdl.Predictive.point(jnp.asarray(TOOL_A)),
         "B": bdl.Predictive.point(jnp.asarray(TOOL_B)),

@@ -4,12 +4,15 @@ Every registered approximator (``bdl.available()``), a point predictor and confo
 baselines are fitted on
 
 1. **route choice** (``bdl.data.route_choice``): travel times of three routes, a shifted test
-   condition; decision: take the route most likely to arrive within 30 minutes;
-2. **diabetes** (scikit-learn): treat when progression is likely above a threshold;
-3. **digits** (scikit-learn): classify or abstain;
+   condition; decision: select the route most likely to arrive within 30 minutes, one per
+   day (``bdl.decisions.select``);
+2. **diabetes** (scikit-learn): per patient, treat when progression is likely above a
+   threshold (an action utility);
+3. **digits** (scikit-learn): per image, classify or abstain (``bdl.decisions.selective``);
 
 and scored on accuracy (RMSE, NLL, CRPS, calibration, coverage / accuracy, ECE) *and* on the
-decisions they lead to (realised utility, regret, decision ECE), with the ranking by each and
+decisions they lead to (realised utility, regret, decision ECE, EVPI against realised regret,
+diabetes decision curves, digits risk-coverage curves and AURC), with the ranking by each and
 their rank correlation, per-route conformal coverage and agreement with HMC.
 
 Run::

@@ -105,6 +105,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      args.out / "sklearn_reliability.png")
     if fig is not None:
         paths.append(fig)
+    fig = _plots.sklearn_decisions(sk["diabetes"].curves if "diabetes" in sk else None,
+                                   sk["digits"].curves if "digits" in sk else None, col,
+                                   args.out / "sklearn_decisions.png",
+                                   treat_threshold=_sklearn.TREAT_COST / _sklearn.MISS_COST)
+    if fig is not None:
+        paths.append(fig)
     report = args.out / "report.md"
     report.write_text(_header(args, methods, runtime) + "\n".join(md) + "\n"
                       + _closing(bullets, paths, notes))
@@ -127,6 +133,7 @@ def _route_figures(route: _route.RouteResult, records, col, out: Path) -> list[P
         _plots.decision_calibration(route.curves["shift"], col,
                                     out / "route_decision_calibration.png"),
         _plots.regret(summaries, titles, col, out / "route_regret.png"),
+        _plots.evpi_vs_regret(summaries, titles, col, out / "route_evpi.png"),
         _plots.accuracy_vs_decision(summaries, titles, col,
                                     out / "route_accuracy_vs_decision.png"),
         _plots.coverage(summaries["test"], list(_markdown.COVERAGE_METHODS), col,

@@ -28,8 +28,13 @@ def route_section(records: R.Records, notes: list[str]) -> tuple[list[str], list
     d = f"{rc.DEADLINE:g}"
     md, bullets, heads = [f"## 1. Route choice: arrive within {d} minutes", ""], [], {}
     md += ["Predictive batch shape `[days, routes]`; decision: take the route with the highest "
-           f"predicted P(T <= {d} min) (`bdl.decisions.threshold({d})`). *on time* = realised "
+           f"predicted P(T <= {d} min) (`bdl.decisions.select(bdl.decisions.threshold({d}))`: one "
+           "of the routes per day). *on time* = realised "
            "utility (share of days on time), *regret* = hindsight oracle minus on time, "
+           "*EVPI* = the regret the predictive itself expects (expected value of perfect "
+           "information, `bdl.decisions.evpi`; compare with the realised regret; the conformal "
+           "baselines give marginals only, their draws are comonotone across routes, which "
+           "makes their EVPI 0), "
            f"*decision ECE* = calibration of the chosen route's predicted P(T <= {d}). "
            "Mean ± s.e. over fit seeds; `truth` is the simulator's own distribution "
            f"({TRUTH_DRAWS:,} draws per day; a reference, not ranked). The NLL of sample-based "
@@ -154,6 +159,9 @@ def sklearn_section(task: str, records: R.Records) -> tuple[list[str], list[str]
                  f"{SK.TREAT_COST:g}) or wait (cost {SK.MISS_COST:g} if progression > {thr}), "
                  f"i.e. treat when P(y > {thr}) > {SK.TREAT_COST / SK.MISS_COST:g}. *utility* = "
                  "minus the mean cost per patient; *treated* = share of patients treated; "
+                 f"*net benefit* = decision-curve net benefit (Vickers & Elkin) at threshold "
+                 f"probability {SK.TREAT_COST / SK.MISS_COST:g}; *EVPI* = the regret the "
+                 "predictive expects; "
                  "*W1 to HMC* = mean Wasserstein-1 distance to HMC's predictive (`—` for HMC "
                  "itself); the point predictor's NLL is infinite. Mean ± s.e. over random "
                  "splits.")
@@ -165,7 +173,9 @@ def sklearn_section(task: str, records: R.Records) -> tuple[list[str], list[str]
                  f"wrong) or abstain ({keep}), i.e. abstain when the top probability is below "
                  f"{keep}. "
                  "*ECE* = top-label expected calibration error (10 bins); *acc. (kept)* = "
-                 "accuracy on the images not abstained on; *TV to HMC* = total-variation "
+                 "accuracy on the images not abstained on; *AURC* = area under the risk-coverage "
+                 "curve of the top-class decision (lower is better); *TV to HMC* = "
+                 "total-variation "
                  "distance to HMC's class probabilities (only where HMC ran). Mean ± s.e. over "
                  "random splits.")
     s = R.summarise(rows, cols)

@@ -258,3 +258,87 @@ def sklearn_reliability(diabetes: dict | None, digits: dict | None, col: dict, p
     fig.suptitle("Calibration on the scikit-learn data sets (split 0; diagonal = calibrated)",
                  fontsize=11)
     return _save(fig, path)
+
+
+def evpi_vs_regret(summaries: dict[str, dict], titles: dict[str, str], col: dict,
+                   path: Path) -> Path:
+    """Route choice: the regret each method expects (EVPI, the expected value of perfect
+    information under its own predictive) against the regret it realised, per condition.
+    On the diagonal a method knows how much its decisions can still go wrong; below it, it is
+    overconfident (a point predictor expects no regret at all). The EVPI of a selection
+    depends on the joint over the routes: conformal draws are comonotone across routes
+    (marginals only), which makes their EVPI 0."""
+    markers = {"approximator": "o", "baseline": "s", "reference": "*"}
+    fig, axes = plt.subplots(1, len(summaries), figsize=(5.2 * len(summaries) + 2.0, 4.8),
+                             squeeze=False)
+    for ax, (cond, summary) in zip(axes[0], summaries.items(), strict=True):
+        top = 0.0
+        for m, e in summary.items():
+            x, xe = e["evpi"]
+            yv, ye = e["regret"]
+            if math.isnan(x) or math.isnan(yv):
+                continue
+            top = max(top, x, yv)
+            ax.errorbar(x, yv, xerr=np.nan_to_num(xe), yerr=np.nan_to_num(ye),
+                        fmt=markers.get(e["kind"], "o"), color=col[m],
+                        ms=8 if e["kind"] == "reference" else 6, capsize=2, label=m)
+        top = 1.1 * top + 1e-3
+        ax.plot([0, top], [0, top], color="grey", lw=1, label="expected = realised")
+        ax.set_xlim(-0.02 * top, top)
+        ax.set_ylim(-0.02 * top, top)
+        ax.set_xlabel("expected regret: mean EVPI under the method's predictive")
+        ax.set_title(titles[cond], fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("realised regret (hindsight oracle - on time)")
+    _legend(fig, axes[0, -1])
+    fig.suptitle("Route choice: the regret a method expects (EVPI) vs the regret it realises",
+                 fontsize=11)
+    return _save(fig, path)
+
+
+def sklearn_decisions(diabetes: dict | None, digits: dict | None, col: dict, path: Path,
+                      treat_threshold: float | None = None) -> Path | None:
+    """Diabetes decision curves (net benefit against the threshold probability, with "treat
+    all" and "treat none"; Vickers & Elkin 2006) and digits risk-coverage curves (AURC in the
+    legend), split 0."""
+    panels = [(n, c) for n, c in (("diabetes", diabetes), ("digits", digits)) if c]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.8 * len(panels) + 1.5, 4.8))
+    axes = np.atleast_1d(axes)
+    for ax, (name, curves) in zip(axes, panels, strict=True):
+        if name == "diabetes":
+            first = next(iter(curves.values()))["decision_curve"]
+            t = first["thresholds"]
+            keep = t <= 0.8
+            ax.plot(t[keep], first["treat_all"][keep], color="grey", ls="--", lw=1.2,
+                    label="treat all")
+            ax.axhline(0.0, color="black", lw=1, label="treat none")
+            for m, c in curves.items():
+                dc = c["decision_curve"]
+                ax.plot(t[keep], dc["net_benefit"][keep], _STYLES.get(m, "-"), color=col[m],
+                        lw=1.5, label=m)
+            if treat_threshold is not None:
+                ax.axvline(treat_threshold, color="red", lw=1, ls=":",
+                           label=f"the benchmark's p_t = {treat_threshold:g}")
+            top = float(first["prevalence"])
+            ax.set_ylim(-0.25 * top, 1.1 * top)
+            ax.set(xlabel="threshold probability p_t (treat iff P(progression) >= p_t)",
+                   ylabel="net benefit = TP/N - FP/N * p_t / (1 - p_t)",
+                   title="Diabetes: decision curves (split 0)")
+        else:
+            for m, c in curves.items():
+                rc = c["risk_coverage"]
+                ax.plot(rc["coverage"], rc["risk"], _STYLES.get(m, "-"), color=col[m], lw=1.5,
+                        label=f"{m} (AURC {float(rc['aurc']):.4f})")
+            ax.set(xlabel="coverage (share of images classified, most confident first)",
+                   ylabel="risk (error rate among those classified)",
+                   title="Digits: risk-coverage (split 0)")
+            ax.set_xlim(0.0, 1.0)
+            ax.set_ylim(bottom=0.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left" if name == "digits" else "upper right",
+                  frameon=False)
+    fig.suptitle("Decisions beyond regret on the scikit-learn data sets", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

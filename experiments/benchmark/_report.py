@@ -26,6 +26,9 @@ COLUMNS: dict[str, tuple[str, bool | None]] = {
     "utility": ("utility", True),
     "regret": ("regret", False),
     "decision_ece": ("decision ECE", False),
+    "evpi": ("EVPI", None),
+    "net_benefit": ("net benefit", True),
+    "aurc": ("AURC", False),
     "accuracy": ("accuracy", True),
     "ece": ("ECE", False),
     "brier": ("Brier", False),
@@ -37,11 +40,12 @@ COLUMNS: dict[str, tuple[str, bool | None]] = {
     "fit_s": ("fit s", None),
 }
 ROUTE_COLUMNS = ("rmse", "nll", "crps", "calibration_error", "coverage_90", "on_time", "regret",
-                 "decision_ece", "w1_to_hmc", "fit_s")
+                 "evpi", "decision_ece", "w1_to_hmc", "fit_s")
 DIABETES_COLUMNS = ("rmse", "nll", "crps", "calibration_error", "coverage_90", "utility",
-                    "regret", "decision_ece", "treat_rate", "w1_to_hmc", "fit_s")
-DIGITS_COLUMNS = ("accuracy", "nll", "ece", "brier", "utility", "regret", "decision_ece",
-                  "abstain_rate", "accuracy_kept", "tv_to_hmc", "fit_s")
+                    "regret", "evpi", "net_benefit", "decision_ece", "treat_rate", "w1_to_hmc",
+                    "fit_s")
+DIGITS_COLUMNS = ("accuracy", "nll", "ece", "brier", "utility", "regret", "evpi", "aurc",
+                  "decision_ece", "abstain_rate", "accuracy_kept", "tv_to_hmc", "fit_s")
 
 
 def write_csv(records: Records, path: Path) -> None:

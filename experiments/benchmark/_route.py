@@ -2,7 +2,9 @@
 
 One network predicts the travel times of all three routes of a day (outputs ``[days, 3]``), so
 every predictive has batch shape ``[days, routes]`` and the decision "take the route with the
-highest P(T <= 30)" is ``bdl.decisions.choose(pred, threshold(30))`` over the routes axis.
+highest P(T <= 30)" is ``bdl.decisions.choose(pred, select(threshold(30)))``: one route per day,
+the routes being the last batch axis. Each method's EVPI (the regret it expects) is scored next
+to the regret it realised.
 Approximators use a heteroscedastic Gaussian likelihood; the baselines are
 
 - ``map_homo``: MAP with a homoscedastic Gaussian (one noise scale for every route and day:
@@ -48,6 +50,7 @@ TRUTH_DRAWS = 1000
 FIDELITY_DAYS = 300
 SLICE_POINTS = 61
 SLICE_LEVELS = (0.05, 0.5, 0.95)
+EVPI_DRAWS = 1000  # joint draws per day for the EVPI of mixtures (exact for samples, points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,8 @@ def score(pred: Predictive, days: rc.RouteDays, u: decisions.Utility) -> dict[st
     d = decisions.evaluate(pred, y, u)
     out.update(on_time=d["realised_utility"], p_on_time=d["expected_utility"],
                regret=d["regret"], decision_ece=d["decision_ece"], optimal_rate=d["optimal_rate"])
+    evpi = decisions.evpi(pred, u, key=jax.random.key(0), num_samples=EVPI_DRAWS)
+    out["evpi"] = float(jnp.mean(evpi))
     picks = np.asarray(decisions.choose(pred, u))
     out.update({f"pick_{r}": float(np.mean(picks == i)) for i, r in enumerate(rc.ROUTES)})
     return out
@@ -141,7 +146,7 @@ def run(methods: list[str], num_seeds: int, *, protocol: str = "default", seed: 
     y_std = (train.y - shift_) / scale
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     pred_keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
-    u = decisions.threshold(rc.DEADLINE)
+    u = decisions.select(decisions.threshold(rc.DEADLINE))  # one of the routes per day
     hetero = bdl.likelihoods.Gaussian("heteroscedastic")
     homo = bdl.likelihoods.Gaussian("homoscedastic")
     model_het = bdl.models.MLP(hidden=sz.hidden, out=6)

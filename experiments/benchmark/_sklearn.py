@@ -5,9 +5,14 @@ classification), several random splits, mean +- standard error over them.
   scored in the original units). Decision per patient: treat now (cost ``TREAT_COST``) or
   wait (cost ``MISS_COST`` if the disease progresses above ``PROGRESSION_THRESHOLD``): treat
   exactly when P(progression > threshold) > TREAT_COST / MISS_COST. ``point`` is the MAP
-  mean as a ``Point`` (treats when its prediction exceeds the threshold).
+  mean as a ``Point`` (treats when its prediction exceeds the threshold). Also scored: the
+  decision curve (net benefit against the threshold probability, ``bdl.decisions.
+  decision_curve`` of the event ``threshold(PROGRESSION_THRESHOLD, below=False)``) and EVPI.
 - digits: categorical MLP. Decision per image: predict a class (utility 1 if right, 0 if
-  wrong) or abstain (utility 1 - ``ABSTAIN_COST``): ``bdl.decisions.selective``.
+  wrong) or abstain (utility 1 - ``ABSTAIN_COST``): ``bdl.decisions.selective``. Also scored:
+  the risk-coverage curve of the top-class decision and its area (AURC), and EVPI.
+
+Both decisions are per example (action utilities): one action for every test point.
 """
 
 from __future__ import annotations
@@ -70,7 +75,13 @@ def treat_utility(threshold: float = PROGRESSION_THRESHOLD, treat_cost: float = 
         return jnp.stack([-miss_cost * p_high, jnp.full_like(p_high, -treat_cost)], axis=-1)
 
     return decisions.custom(fn, jnp.arange(2), expected=expected, bounds=(-miss_cost, 0.0),
-                            name=f"treat if P(y > {threshold:g}) > {treat_cost / miss_cost:g}")
+                            name=f"treat if P(y > {threshold:g}) > {treat_cost / miss_cost:g}",
+                            task="regression")
+
+
+def progression() -> decisions.Utility:
+    """The event of the diabetes decision curve: ``1[y > PROGRESSION_THRESHOLD]``."""
+    return decisions.threshold(PROGRESSION_THRESHOLD, below=False)
 
 
 def run(task: str, methods: list[str], *, protocol: str = "default",
@@ -143,19 +154,33 @@ def _score(pred: Predictive, y: jax.Array, u: decisions.Utility, regression: boo
     out.update(utility=d["realised_utility"], regret=d["regret"],
                decision_ece=d["decision_ece"], optimal_rate=d["optimal_rate"])
     action = np.asarray(decisions.choose(pred, u))
+    out["evpi"] = float(jnp.mean(decisions.evpi(pred, u, key=jax.random.key(0))))
     if regression:
         out["treat_rate"] = float(np.mean(action == 1))
+        out["net_benefit"] = float(decisions.decision_curve(
+            pred, y, progression(), jnp.array([TREAT_COST / MISS_COST])).net_benefit[0])
     else:
         kept = action < NUM_CLASSES
         out["abstain_rate"] = float(1.0 - kept.mean())
         hits = action == np.asarray(y)
         out["accuracy_kept"] = float(hits[kept].mean()) if kept.any() else float("nan")
+        out["aurc"] = float(decisions.risk_coverage_curve(pred, y, _classify()).aurc)
     return out
+
+
+def _classify() -> decisions.Utility:
+    """Predict a class, no abstaining (1 if right): the risk-coverage curve decides who is kept."""
+    return decisions.table(jnp.eye(NUM_CLASSES), name="classify")
 
 
 def _curve(pred: Predictive, y: jax.Array, regression: bool) -> dict[str, Any]:
     if regression:
         c = metrics.calibration_curve(pred, y)
-        return {"expected": np.asarray(c.expected), "observed": np.asarray(c.observed)}
+        dc = decisions.decision_curve(pred, y, progression())
+        return {"expected": np.asarray(c.expected), "observed": np.asarray(c.observed),
+                "decision_curve": {k: np.asarray(v) for k, v in dc._asdict().items()}}
     r = metrics.reliability_diagram(pred, y, n_bins=10)
-    return {name: np.asarray(v) for name, v in r._asdict().items()}
+    rc = decisions.risk_coverage_curve(pred, y, _classify())
+    out = {name: np.asarray(v) for name, v in r._asdict().items()}
+    out["risk_coverage"] = {k: np.asarray(v) for k, v in rc._asdict().items()}
+    return out
