@@ -89,9 +89,10 @@ def fit_laplace(
     timings: dict[str, dict[str, float]] = {}
     (curv, terms), timings["curvature"] = _timed(stages.curvature, theta, net_params,
                                                  lik_params, data)
+    dtype = jnp.result_type(*jax.tree.leaves(curv))  # float64 data: float64 evidence
     init = Hyper(_initial_log_prior(sub, opts.prior_precision, opts.prior_structure, train,
-                                    net_params, theta.dtype),
-                 _initial_log_noise(likelihood, lik_params, theta.dtype))
+                                    net_params, dtype),
+                 _initial_log_noise(likelihood, lik_params, dtype))
     (hyper, factor, lml, history, report), timings[stages.hyper_stage] = _timed(
         stages.hyper, curv, terms, theta, init)
     history = np.asarray(history)
@@ -223,7 +224,7 @@ def _check_hyper(report: TuneReport, opts: LaplaceOptions, init: Hyper) -> None:
             f"step would still gain {float(report.gain):.3g} nats of evidence (max |gradient| "
             f"{float(report.grad_norm):.3g} in the log hyper-parameters). Raise `tune_steps`, "
             "or pass `prior_precision` (and tune=None) to fix the prior.",
-            NotConvergedWarning, stacklevel=3)
+            NotConvergedWarning, stacklevel=4)
 
 
 def _timed(fn: Callable, *args) -> tuple[Any, dict[str, float]]:

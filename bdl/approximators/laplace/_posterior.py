@@ -125,7 +125,7 @@ class LaplacePosterior:
             return jnp.asarray(self.info["log_marginal_likelihood"], dtype)
         if prior_precision is not None:
             check_positive("prior_precision", prior_precision)
-            log_prior = jnp.log(jnp.asarray(prior_precision, self.theta.dtype))
+            log_prior = jnp.log(jnp.asarray(prior_precision, self.hyper.log_prior.dtype))
             if log_prior.ndim > 1 or (log_prior.ndim == 1 and log_prior.shape[0] not in
                                       (1, len(self.subnet.group_names))):
                 raise ValueError(
@@ -137,7 +137,8 @@ class LaplacePosterior:
             if hyper.log_noise is None:
                 raise ValueError("`noise_scale` applies to a homoscedastic Gaussian only.")
             check_positive("noise_scale", noise_scale)
-            hyper = hyper._replace(log_noise=jnp.log(jnp.asarray(noise_scale, self.theta.dtype)))
+            hyper = hyper._replace(log_noise=jnp.log(jnp.asarray(noise_scale,
+                                                              self.hyper.log_prior.dtype)))
         fn = self._jit("lml", lambda c, t, th, h: posterior_factor(self.subnet, c, t, th, h)[1])
         return fn(self.curvature, self.terms, self.theta, hyper)
 
