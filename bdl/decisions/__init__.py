@@ -29,6 +29,7 @@ which of the two decisions is meant. Beyond regret: :func:`evpi`, :func:`risk_co
 (AURC) and :func:`decision_curve` (net benefit).
 """
 
+from bdl.decisions._choice import act, select
 from bdl.decisions._curves import (
     DecisionCurve,
     RiskCoverage,
@@ -48,14 +49,12 @@ from bdl.decisions._evaluate import (
 from bdl.decisions._expected import choose, expected_utility, monte_carlo_expected_utility
 from bdl.decisions._utilities import (
     Utility,
-    act,
     asymmetric,
     available,
     custom,
     event,
     get,
     linear,
-    select,
     selective,
     table,
     threshold,
