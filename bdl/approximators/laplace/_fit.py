@@ -48,12 +48,13 @@ def fit_laplace(
         the default when ``prior_precision`` gives one value per layer).
       tune: ``"marglik"`` maximises the Laplace evidence over the log prior precision (and
         noise, see ``tune_noise``) by Adam, starting from the prior, with the mode held
-        fixed; ``None`` keeps them. Default: ``"marglik"`` only when neither ``prior`` nor
-        ``prior_precision`` is given (the library's default prior is a placeholder); a
-        prior you pass is used as given, so on a linear-Gaussian model the posterior is
-        the exact one for that prior. Pass ``tune="marglik"`` to tune from it. A tuning
-        that has not converged at ``tune_steps`` warns (``bdl.NotConvergedWarning``); a
-        non-finite evidence raises ``bdl.NonFiniteError``.
+        fixed; ``None`` keeps them. Default: ``"marglik"`` when neither ``prior`` nor
+        ``prior_precision`` is given (the library's default prior is a placeholder) or when
+        ``tune_steps``, ``tune_learning_rate`` or ``tune_noise=True`` is; otherwise ``None``:
+        a prior you pass is used as given, so on a linear-Gaussian model the posterior is
+        the exact one for that prior. A tuning that has not converged at ``tune_steps``
+        warns (``bdl.NotConvergedWarning``); a non-finite evidence or posterior raises
+        ``bdl.NonFiniteError``.
       tune_noise: also tune the noise scale of a homoscedastic Gaussian (default: when the
         likelihood learns its scale).
       tune_steps (200), tune_learning_rate (0.1): the Adam steps of the tuning.
@@ -147,7 +148,9 @@ def _parse_options(options: dict[str, Any], likelihood: Likelihood
     structure = own.get("prior_structure", "layerwise" if per_layer else "scalar")
     check_choice("prior_structure", structure, ("scalar", "layerwise"))
     user_prior = given_prior is not None or "prior" in options
-    tuning = own.get("tune", None if user_prior else "marglik")
+    asks_tuning = ("tune_steps" in own or "tune_learning_rate" in own
+                   or own.get("tune_noise") is True)
+    tuning = own.get("tune", None if user_prior and not asks_tuning else "marglik")
     if tuning not in ("marglik", None):
         raise ValueError(f"Unknown tune {tuning!r}; choose one of: 'marglik', None.")
     learns_noise = isinstance(likelihood, Gaussian) and likelihood.learns_scale
