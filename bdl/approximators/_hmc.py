@@ -17,14 +17,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.base import get_filter_adapt_info_fn
-from blackjax.adaptation.step_size import find_reasonable_step_size
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.step_size import dual_averaging_adaptation, find_reasonable_step_size
 from blackjax.adaptation.window_adaptation import build_schedule
 from jax.flatten_util import ravel_pytree
 
@@ -118,9 +119,15 @@ class NUTSOptions(HMCFamilyOptions):
 
     Attributes:
       max_num_doublings: maximum tree depth (trajectories of at most 2^depth - 1 steps).
+        Default 7 (127 steps; numpyro's and Stan's 10 allow 1,023): a posterior that needs
+        longer trajectories (a neural network's, whose stiff and flat directions differ by
+        orders of magnitude) costs 8x less per step and gets a DiagnosticsWarning (small ESS)
+        naming this option, instead of running for tens of minutes; on a 1,000 x 8 regression
+        with ``bdl.models.MLP()`` every step hit depth 10 (see the timing in the report of
+        the change that set it).
     """
 
-    max_num_doublings: int = 10
+    max_num_doublings: int = 7
 
     def __post_init__(self):
         super().__post_init__()
@@ -195,31 +202,88 @@ def fit_hmc(key: jax.Array, network: Network, likelihood: Likelihood, data: Batc
     return _fit_hmc_family("hmc", blackjax.hmc, key, network, likelihood, data, opts)
 
 
-def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_params: int
-                 ) -> Callable[[jax.Array, jax.Array, Batch], HMCChain]:
-    """One chain's warm-up ``(key, flat position [P], data) -> HMCChain``."""
+class WarmupChain(NamedTuple):
+    """One chain during Stan's window adaptation (blackjax's dual averaging and mass-matrix
+    adaptation, stepped by the shared sampling loop so that the warm-up shows progress, is
+    checkpointed and resumes like the sampling phase).
+
+    Attributes:
+      state: blackjax's ``HMCState`` (flat position ``[P]``).
+      step_size_state: the dual-averaging state of the step size.
+      mass_state: the Welford state of the current slow window's mass-matrix estimate.
+      step_size: the step size of the next step (scalar).
+      inverse_mass_matrix: the inverse mass matrix of the next step, ``[P]`` or ``[P, P]``.
+    """
+
+    state: blackjax.mcmc.hmc.HMCState
+    step_size_state: Any
+    mass_state: Any
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+def warmup_schedule(num_warmup: int) -> dict[str, np.ndarray]:
+    """Stan's warm-up windows as loop schedule entries: ``slow`` (the step adapts the mass
+    matrix too) and ``window_end`` (the mass matrix is recomputed after the step)."""
+    sched = np.asarray(build_schedule(int(num_warmup))).reshape(-1, 2)
+    t = len(sched)
+    return {"slot": np.full(t, -1, np.int32), "sampling": np.zeros(t, bool),
+            "slow": sched[:, 0].astype(bool), "window_end": sched[:, 1].astype(bool)}
+
+
+def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_params: int,
+                 dtype) -> tuple[Callable, Callable, Callable]:
+    """One chain's window adaptation as ``(init, step, finish)``:
+    ``init(key, flat position [P], data) -> WarmupChain`` (with blackjax's
+    ``find_reasonable_step_size`` when ``opts.find_step_size``), the loop step
+    ``step(key, WarmupChain, x, data) -> (WarmupChain, info)`` and
+    ``finish(WarmupChain) -> HMCChain`` (the averaged step size, the last window's mass
+    matrix). The same algorithm as ``blackjax.window_adaptation`` (Stan's schedule), built from
+    blackjax's ``dual_averaging_adaptation`` and ``mass_matrix_adaptation``.
+
+    Every float is in ``dtype`` (the flat position's: float64 under ``jax_enable_x64``), so the
+    adaptation's branches agree on their types.
+    """
     extra = opts.kernel_parameters()
+    kernel = algorithm.build_kernel()
+    da_init, da_update, da_final = dual_averaging_adaptation(float(opts.target_acceptance_rate))
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not opts.dense_mass)
+    as_float = lambda a: jnp.asarray(a, dtype)
 
-    def warmup(key: jax.Array, position: jax.Array, data: Batch) -> HMCChain:
+    def init(key: jax.Array, position: jax.Array, data: Batch) -> WarmupChain:
         target = lambda p: log_density(p, data)
-        if int(opts.num_warmup) == 0:
-            imm = jnp.ones(num_params) if not opts.dense_mass else jnp.eye(num_params)
-            return HMCChain(algorithm.init(position, target), jnp.float32(opts.step_size), imm)
-        initial_step_size = jnp.float32(opts.step_size)
+        step_size = as_float(opts.step_size)
         if opts.find_step_size:
-            key, k_search = jax.random.split(key)
-            initial_step_size = reasonable_step_size(k_search, target, position, opts.step_size,
-                                                     opts.target_acceptance_rate)
-        adaptation = blackjax.window_adaptation(
-            algorithm, target, is_mass_matrix_diagonal=not opts.dense_mass,
-            initial_step_size=initial_step_size,
-            target_acceptance_rate=float(opts.target_acceptance_rate),
-            adaptation_info_fn=get_filter_adapt_info_fn(), **extra)
-        (state, params), _ = adaptation.run(key, position, num_steps=int(opts.num_warmup))
-        return HMCChain(state, jnp.asarray(params["step_size"], jnp.float32),
-                        params["inverse_mass_matrix"])
+            step_size = as_float(reasonable_step_size(key, target, position, step_size,
+                                                      opts.target_acceptance_rate))
+        mass = jax.tree.map(as_float, mm_init(num_params))
+        return WarmupChain(algorithm.init(position, target), jax.tree.map(
+            as_float, da_init(step_size)), mass, step_size, mass.inverse_mass_matrix)
 
-    return warmup
+    def step(key: jax.Array, chain: WarmupChain, x: dict, data: Batch):
+        state, info = kernel(key, chain.state, lambda p: log_density(p, data), chain.step_size,
+                             chain.inverse_mass_matrix, **extra)
+        ss = jax.tree.map(as_float, da_update(chain.step_size_state,
+                                              as_float(info.acceptance_rate)))
+        mass = jax.lax.cond(x["slow"], lambda m: jax.tree.map(
+            as_float, mm_update(m, state.position)), lambda m: m, chain.mass_state)
+        chain = WarmupChain(state, ss, mass, jnp.exp(ss.log_step_size),
+                            chain.inverse_mass_matrix)
+
+        def window_end(c: WarmupChain) -> WarmupChain:  # Stan: new metric, step size restart
+            m = jax.tree.map(as_float, mm_final(c.mass_state))
+            restart = jax.tree.map(as_float, da_init(da_final(c.step_size_state)))
+            return WarmupChain(c.state, restart, m, jnp.exp(restart.log_step_size),
+                               m.inverse_mass_matrix)
+
+        chain = jax.lax.cond(x["window_end"], window_end, lambda c: c, chain)
+        return chain, {}
+
+    def finish(chain: WarmupChain) -> HMCChain:
+        return HMCChain(chain.state, as_float(jnp.exp(chain.step_size_state.log_step_size_avg)),
+                        chain.inverse_mass_matrix)
+
+    return init, step, finish
 
 
 STEP_INFO = ("acceptance_rate", "diverging", "num_integration_steps", "logdensity")
@@ -237,7 +301,8 @@ def reasonable_step_size(key: jax.Array, target: Callable, position: jax.Array,
     def kernel_generator(eps):
         return lambda k, s: kernel(k, s, target, eps, imm, 1)
 
-    return find_reasonable_step_size(key, kernel_generator, state, jnp.float32(step_size),
+    return find_reasonable_step_size(key, kernel_generator, state,
+                                     jnp.asarray(step_size, position.dtype),
                                      float(target_acceptance_rate))
 
 
@@ -268,6 +333,15 @@ def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
     return step
 
 
+ADVICE = {
+    "rhat": "raise `num_warmup` and `num_samples`, or start the chains together "
+            "(`init_positions`) if they sit in different modes",
+    "ess": "raise `num_samples` (and `num_warmup`){more_steps}",
+    "divergences": "raise `target_acceptance_rate` (e.g. 0.95) for smaller steps, or "
+                   "`num_warmup`",
+}
+
+
 def _aot(fn: Callable, timing: dict[str, float], *args: Any) -> Any:
     """``fn(*args)`` for a ``jax.jit`` function, its compilation timed apart (added to
     ``timing["compile_s"]``)."""
@@ -277,28 +351,23 @@ def _aot(fn: Callable, timing: dict[str, float], *args: Any) -> Any:
     return jax.block_until_ready(compiled(*args))
 
 
-def _chain_template(opts: HMCFamilyOptions, num_params: int) -> HMCChain:
-    """Shapes of C warmed-up chains (to restore a checkpoint without tracing the warm-up)."""
-    c, p = int(opts.num_chains), num_params
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    state = blackjax.mcmc.hmc.HMCState(f32(c, p), f32(c), f32(c, p))
-    return HMCChain(state, f32(c), f32(c, p, p) if opts.dense_mass else f32(c, p))
-
-
 def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
                     likelihood: Likelihood, data: Batch, opts: HMCFamilyOptions) -> SamplePosterior:
     n = int(data["x"].shape[0])
+    c = int(opts.num_chains)
+    dtype = jnp.result_type(float)  # float64 under jax_enable_x64, else float32
 
     @jax.jit
-    def setup(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Flat starting points ``[C, P]``, warm-up keys ``[C]``, sampling key."""
-        k_init, k_warm, k_run = jax.random.split(key, 3)
+    def setup(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """Flat starting points ``[C, P]``, step-size search keys ``[C]``, warm-up and
+        sampling keys."""
+        k_init, k_search, k_warm, k_run = jax.random.split(key, 4)
         start = initial_positions(k_init, network, likelihood, opts)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(start)
-        return flat, jax.random.split(k_warm, int(opts.num_chains)), k_run
+        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(start).astype(dtype)
+        return flat, jax.random.split(k_search, c), k_warm, k_run
 
     timing = {"compile_s": 0.0, "warmup_s": 0.0}
-    flat_start, warm_keys, k_run = _aot(setup, timing, key)
+    flat_start, search_keys, k_warm, k_run = _aot(setup, timing, key)
     one = jax.eval_shape(lambda k: jax.tree.map(lambda a: a[0], initial_positions(
         k, network, likelihood, opts)), key)
     unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), one))[1]
@@ -307,42 +376,64 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
         opts.dense_mass, num_params, int(opts.num_warmup)))
     tree_density = log_density_fn(network, likelihood, opts.prior, n)
     temperature = float(opts.temperature)
-    log_density = lambda flat, batch: tree_density(unravel(flat), batch) / temperature
+    log_density = lambda flat, batch: (tree_density(unravel(flat), batch) / temperature
+                                       ).astype(dtype)
 
     step = build_step(algorithm, log_density, opts)
-    warmup = jax.jit(jax.vmap(build_warmup(algorithm, log_density, opts, num_params),
-                              in_axes=(0, 0, None)))
+    search = opts.find_step_size and int(opts.num_warmup) > 0  # no search without a warm-up
+    warm_init, warm_step, warm_finish = build_warmup(
+        algorithm, log_density, dataclasses.replace(opts, find_step_size=search), num_params,
+        dtype)
+    positions = lambda chains: jax.vmap(unravel)(chains.state.position)
 
     @jax.jit
-    def fresh_state(chains: HMCChain) -> LoopState:
-        info = {k: jax.ShapeDtypeStruct((int(opts.num_chains),), jnp.float32)
-                for k in STEP_INFO}
-        return init_loop_state(chains, jax.vmap(unravel)(chains.state.position), info,
-                               int(opts.num_samples))
+    def fresh_warmup(keys: jax.Array, flat: jax.Array, data: Batch) -> LoopState:
+        chains = jax.vmap(warm_init, in_axes=(0, 0, None))(keys, flat, data)
+        return init_loop_state(chains, {}, {}, 0, c)
 
-    checkpoint, state = None, None
+    @jax.jit
+    def fresh_state(warm: LoopState) -> LoopState:
+        if int(opts.num_warmup) == 0:  # no adaptation: `step_size` and a unit metric
+            chains = HMCChain(warm.chain.state, jnp.full((c,), opts.step_size, dtype),
+                              jnp.broadcast_to(jnp.eye(num_params, dtype=dtype) if opts.dense_mass
+                                               else jnp.ones(num_params, dtype),
+                                               (c, *((num_params,) * (1 + bool(opts.dense_mass))))))
+        else:
+            chains = jax.vmap(warm_finish)(warm.chain)
+        info = {k: jax.ShapeDtypeStruct((c,), jnp.float32) for k in STEP_INFO}
+        return init_loop_state(chains, positions(chains), info, int(opts.num_samples), c)
+
+    checkpoint = warm_checkpoint = state = None
     if opts.checkpoint_dir is not None:
         run = opts.run_fields() | {"key": jax.random.key_data(key)}
         checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
-        template = jax.eval_shape(fresh_state, _chain_template(opts, num_params))
-        state = checkpoint.load(template)
+        warm_checkpoint = Checkpoint(Path(opts.checkpoint_dir) / "warmup", checkpoint.fingerprint)
+    warm_template = jax.eval_shape(fresh_warmup, search_keys, flat_start, data)
+    if checkpoint is not None:
+        state = checkpoint.load(jax.eval_shape(fresh_state, warm_template))
     if state is None:
-        t0, compile_before = time.perf_counter(), timing["compile_s"]
-        chains = _aot(warmup, timing, warm_keys, flat_start, data)
-        timing["warmup_s"] = time.perf_counter() - t0 - (timing["compile_s"] - compile_before)
-        state = _aot(fresh_state, timing, chains)
+        warm = warm_checkpoint.load(warm_template) if warm_checkpoint is not None else None
+        if warm is None:
+            warm = _aot(fresh_warmup, timing, search_keys, flat_start, data)
+        if int(opts.num_warmup) > 0:
+            run_warm = jax.jit(build_run_chunk(warm_step, positions, c))
+            warm, warm_timing = run_loop(
+                warm, run_warm, k_warm, data, warmup_schedule(int(opts.num_warmup)),
+                chunk_steps=opts.chunk_steps, checkpoint=warm_checkpoint,
+                progress=opts.progress, callback=opts.callback,
+                description=f"{method} warm-up", phase="warmup", nonfinite_hint=NONFINITE)
+            timing["compile_s"] += warm_timing["compile_s"]
+            timing["warmup_s"] = warm_timing["run_s"]
+        state = _aot(fresh_state, timing, warm)
         if checkpoint is not None:
             checkpoint.save(state)
-        if opts.callback is not None:
-            opts.callback({"step": 0, "total_steps": 0, "phase": "warmup"})
 
     schedule = keep_schedule(0, int(opts.num_samples), int(opts.thinning))
-    run_chunk = jax.jit(build_run_chunk(step, lambda c: jax.vmap(unravel)(c.state.position),
-                                        int(opts.num_chains)))
+    run_chunk = jax.jit(build_run_chunk(step, positions, c))
     state, loop_timing = run_loop(state, run_chunk, k_run, data, schedule,
                                   chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
                                   progress=opts.progress, callback=opts.callback,
-                                  description=method)
+                                  description=method, nonfinite_hint=NONFINITE)
     timing["compile_s"] += loop_timing["compile_s"]
     timing["sampling_s"] = loop_timing["run_s"]
     timing["compiled_chunk_lengths"] = loop_timing["compiled_chunk_lengths"]
@@ -350,5 +441,12 @@ def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
     info = {"timing": timing, "num_params": num_params, "temperature": temperature,
             "dense_mass": bool(opts.dense_mass),
             "step_size": jax.device_get(state.chain.step_size).tolist()}
+    more = (", or `max_num_doublings` (longer trajectories)" if method == "nuts"
+            else ", or `num_integration_steps`")
+    advice = {**ADVICE, "ess": ADVICE["ess"].format(more_steps=more)}
     return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
-                              len(schedule["slot"]), info)
+                              len(schedule["slot"]), info, advice)
+
+
+NONFINITE = ("the log density or its gradient overflowed; check the scale of the data and of "
+             "`prior`, or lower `step_size`")

@@ -8,8 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bdl._warnings import NonFiniteError
 from bdl.approximators._diagnostics import (
     chain_diagnostics,
+    check_diagnostics,
     format_diagnostics,
     sampler_statistics,
     to_inference_data,
@@ -64,22 +66,24 @@ def assemble_posterior(
     state: LoopState,
     num_sampling_steps: int,
     info: dict[str, Any],
+    advice: dict[str, str],
 ) -> SamplePosterior:
-    """Flatten the kept draws ``[C, D, ...]`` into particles and compute the diagnostics."""
+    """Flatten the kept draws ``[C, D, ...]`` into particles, compute the diagnostics and warn
+    (``bdl.DiagnosticsWarning``, see ``check_diagnostics``) if they say the draws are not to be
+    trusted; ``advice`` names the options to change."""
     draws = jax.device_get(state.draws)
     c, d = jax.tree.leaves(draws)[0].shape[:2]
     finite = np.ones((c, d), bool)
     for leaf in jax.tree.leaves(draws):
         finite &= np.all(np.isfinite(leaf.reshape(c, d, -1)), axis=-1)
-    diagnostics = {"num_chains": int(c), "num_draws": int(d), **chain_diagnostics(draws),
+    if not finite.all():  # the loop raises first; a last guard that no NaN is returned
+        raise NonFiniteError(f"{method}: {int((~finite).sum())} of {c * d} draws hold NaN or "
+                             "inf values; lower `step_size`.")
+    diagnostics = {"num_chains": int(c), "num_draws": int(d),
+                   "num_sampling_steps": int(num_sampling_steps), **chain_diagnostics(draws),
                    **sampler_statistics(jax.device_get(state.totals), num_sampling_steps),
-                   "nonfinite_draws": int((~finite).sum())}
-    if diagnostics["nonfinite_draws"]:
-        import warnings
-
-        warnings.warn(f"{method}: {diagnostics['nonfinite_draws']} of {c * d} draws hold NaN or "
-                      "inf values; the step size is probably too large.", RuntimeWarning,
-                      stacklevel=3)
+                   "nonfinite_draws": 0}
+    diagnostics["problems"] = check_diagnostics(method, diagnostics, advice, stacklevel=4)
     particles = jax.tree.map(lambda a: jnp.asarray(a.reshape(c * d, *a.shape[2:])), draws)
     info = {"num_chains": int(c), "num_draws": int(d), "diagnostics": diagnostics,
             "draw_info": {k: np.asarray(v) for k, v in jax.device_get(state.draw_info).items()},

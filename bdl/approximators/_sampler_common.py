@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from bdl._validation import check_positive
 from bdl.likelihoods import Likelihood
@@ -118,12 +120,54 @@ def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
             if a.shape != (c, *jnp.shape(t)):
                 raise ValueError(f"`init_positions` leaf of shape {a.shape} must be "
                                  f"[num_chains={c}, *{tuple(jnp.shape(t))}].")
-        return jax.tree.map(lambda a: a.astype(jnp.float32), pos)
+        return jax.tree.map(lambda a, t: a.astype(t.dtype), pos, template)
     if options.init_params is not None:
-        net = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a, jnp.float32),
-                                                      (c, *jnp.shape(a))), options.init_params)
+        template = jax.eval_shape(network.init, key)
+        net = jax.tree.map(lambda a, t: jnp.broadcast_to(jnp.asarray(a, t.dtype),
+                                                         (c, *jnp.shape(a))),
+                           options.init_params, template)
     else:
         net = jax.vmap(network.init)(jax.random.split(key, c))
     lik = jax.tree.map(lambda a: jnp.broadcast_to(a, (c, *jnp.shape(a))),
                        likelihood.init_params())
     return {"net": net, "lik": lik}
+
+
+CURVATURE_EXAMPLES = 2048  # the curvature estimate uses at most this many examples
+CURVATURE_ITERATIONS = 20
+
+
+def max_curvature(log_density: Callable[[Params, Batch], jax.Array], positions: Params,
+                  data: Batch, *, iterations: int = CURVATURE_ITERATIONS) -> jax.Array:
+    """The largest curvature (Hessian eigenvalue in magnitude) of the negative log posterior,
+    by power iteration on Hessian-vector products at each chain's position (leaves ``[C,
+    ...]``); the largest over the chains (a scalar). The data term is estimated on at most
+    ``CURVATURE_EXAMPLES`` evenly spaced examples (``log_density`` scales it to the whole set).
+
+    Gradient steps on the log posterior are stable below ``2 / curvature`` (Langevin) and
+    ``2 / sqrt(curvature)`` (momentum methods): the SG-MCMC default step sizes are fixed
+    fractions of these, so they follow the data size and the scale of the problem.
+    """
+    n = int(data["x"].shape[0])
+    if n > CURVATURE_EXAMPLES:
+        idx = np.linspace(0, n - 1, CURVATURE_EXAMPLES).astype(np.int32)
+        data = jax.tree.map(lambda a: a[idx], data)
+    one = jax.tree.map(lambda a: a[0], positions)
+    _, unravel = ravel_pytree(one)
+
+    def largest(position: Params, key: jax.Array) -> jax.Array:
+        flat = ravel_pytree(position)[0]
+        grad = jax.grad(lambda f: -log_density(unravel(f), data))
+        hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]
+
+        def step(_, v):
+            hv = hvp(v)
+            return hv / jnp.maximum(jnp.linalg.norm(hv), jnp.finfo(hv.dtype).tiny)
+
+        v0 = jax.random.normal(key, flat.shape, flat.dtype)
+        v = jax.lax.fori_loop(0, int(iterations), step, v0 / jnp.linalg.norm(v0))
+        return jnp.abs(jnp.vdot(v, hvp(v)))
+
+    c = jax.tree.leaves(positions)[0].shape[0]
+    keys = jax.random.split(jax.random.key(0), c)
+    return jnp.max(jax.vmap(largest)(positions, keys))

@@ -9,8 +9,14 @@ A sampler is a per-chain step ``step_fn(key, chain_state, x, data) -> (chain_sta
 - writes the positions of the steps the schedule keeps (``x["slot"] >= 0``: burn-in and
   thinning are just which steps keep) into a preallocated buffer ``[C, K, ...]``, next to the
   step's info, and sums the info over the sampling steps (``x["sampling"]``);
-- runs ``chunk_steps`` steps per jitted call; the host loop between calls shows progress,
-  writes checkpoints (atomically) and calls the user's ``callback``.
+- records, per chain, the first step at which its position became NaN/inf; the host loop
+  then raises ``bdl.NonFiniteError`` naming that step (no NaN parameters are ever returned);
+- runs ``chunk_steps`` steps per jitted call (default about ``DEFAULT_CHUNK_STEPS``, so the
+  progress bar moves at step granularity); the host loop between calls shows progress (with
+  the compile time apart), writes checkpoints (atomically) and calls the user's ``callback``.
+
+A phase with nothing to keep (the HMC/NUTS warm-up) is the same loop with an empty ``draws``
+tree.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 from flax import serialization
 
 from bdl._host import atomic_write, progress_bar
+from bdl._warnings import NonFiniteError
 from bdl.models import Params
 from bdl.training import Batch
 
@@ -46,6 +53,7 @@ class LoopState(NamedTuple):
       draw_info: per-draw scalars of the step that produced each draw, name -> ``[C, K]``.
       totals: sums of the per-step scalars over all sampling steps, name -> ``[C]``.
       step: number of steps done (int32 scalar).
+      nonfinite: per chain, the first step whose position held NaN/inf (-1: none), ``[C]``.
     """
 
     chain: Any
@@ -53,20 +61,45 @@ class LoopState(NamedTuple):
     draw_info: dict[str, jax.Array]
     totals: dict[str, jax.Array]
     step: jax.Array
+    nonfinite: jax.Array
+
+
+DEFAULT_CHUNK_STEPS = 50
+
+
+def default_chunk_steps(total: int, target: int = DEFAULT_CHUNK_STEPS) -> int:
+    """Steps per chunk: a divisor of ``total`` near ``target`` (one compiled chunk length),
+    else ``target`` (a shorter last chunk, compiled once more)."""
+    total = int(total)
+    if total <= target:
+        return max(total, 1)
+    for d in sorted(range(target // 2, 2 * target + 1), key=lambda d: (abs(d - target), d)):
+        if total % d == 0:
+            return d
+    return target
 
 
 def init_loop_state(chain: Any, position: Params, info: dict[str, jax.Array],
-                    num_draws: int) -> LoopState:
+                    num_draws: int, num_chains: int) -> LoopState:
     """Fresh loop state. ``position`` ``[C, ...]`` and ``info`` (name -> ``[C]``) are only
-    templates for the buffers' shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``)."""
+    templates for the buffers' shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``);
+    ``num_draws=0`` keeps nothing (``draws`` is then an empty tree)."""
     buf = lambda a: jnp.zeros((a.shape[0], num_draws, *a.shape[1:]), a.dtype)
     return LoopState(
         chain=chain,
-        draws=jax.tree.map(buf, position),
-        draw_info={k: buf(v) for k, v in info.items()},
+        draws=jax.tree.map(buf, position) if num_draws else {},
+        draw_info={k: buf(v) for k, v in info.items()} if num_draws else {},
         totals={k: jnp.zeros(v.shape, v.dtype) for k, v in info.items()},
         step=jnp.zeros((), jnp.int32),
+        nonfinite=jnp.full((int(num_chains),), -1, jnp.int32),
     )
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """``[C]``: whether every value of chain c in ``tree`` (leaves ``[C, ...]``) is finite."""
+    leaves = [jnp.all(jnp.isfinite(a.reshape(a.shape[0], -1)), axis=1)
+              for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves), axis=0)
 
 
 def keep_schedule(num_burnin: int, num_draws: int, thinning: int) -> Schedule:
@@ -112,11 +145,14 @@ def build_run_chunk(step_fn: StepFn, position_fn: Callable[[Any], Params], num_c
             def write(buf, new):
                 return buf.at[:, at].set(jnp.where(keep, new, buf[:, at]))
 
-            draws = jax.tree.map(write, state.draws, position_fn(chain))
+            position = position_fn(chain)
+            draws = jax.tree.map(write, state.draws, position) if state.draws else state.draws
             draw_info = {k: write(state.draw_info[k], info[k]) for k in state.draw_info}
             totals = {k: state.totals[k] + jnp.where(x["sampling"], info[k], 0)
                       for k in state.totals}
-            return LoopState(chain, draws, draw_info, totals, state.step + 1), None
+            bad = (state.nonfinite < 0) & ~all_finite(position)
+            nonfinite = jnp.where(bad, state.step, state.nonfinite)
+            return LoopState(chain, draws, draw_info, totals, state.step + 1, nonfinite), None
 
         state, _ = jax.lax.scan(body, state, {**xs, "keys": keys})
         return state
@@ -172,16 +208,20 @@ def run_loop(
     progress: bool,
     callback: Callable[[dict], None] | None,
     description: str,
+    phase: str = "sampling",
+    nonfinite_hint: str = "lower `step_size`",
 ) -> tuple[LoopState, dict[str, float]]:
     """Host loop: run ``run_chunk`` (a ``jax.jit`` function) chunk after chunk until the
     schedule is done, resuming from ``state.step``.
 
     Each distinct chunk length is compiled ahead of time once, so compile time is reported apart
-    (``compile_s``) from run time (``run_s``). After every chunk the state is checkpointed (if
-    asked) and then ``callback({"step", "total_steps", "phase"})`` is called.
+    (``compile_s``, also on the progress bar) from run time (``run_s``). After every chunk a
+    chain gone NaN/inf raises ``bdl.NonFiniteError`` (naming the step, ``phase`` and
+    ``nonfinite_hint``); otherwise the state is checkpointed (if asked) and then
+    ``callback({"step", "total_steps", "phase"})`` is called.
     """
     total = int(len(schedule["slot"]))
-    chunk_steps = int(chunk_steps or max(1, min(total, 1000)))
+    chunk_steps = int(chunk_steps or default_chunk_steps(total))
     done = int(state.step)
     compiled: dict[int, Callable] = {}
     compile_s = run_s = 0.0
@@ -193,16 +233,26 @@ def run_loop(
             t0 = time.perf_counter()
             compiled[n] = run_chunk.lower(state, key, data, xs).compile()
             compile_s += time.perf_counter() - t0
+            if bar is not None:
+                bar.set_postfix_str(f"compile {compile_s:.1f}s", refresh=True)
         t0 = time.perf_counter()
         state = jax.block_until_ready(compiled[n](state, key, data, xs))
         run_s += time.perf_counter() - t0
         done += n
+        bad = np.asarray(jax.device_get(state.nonfinite))
+        if np.any(bad >= 0):
+            if bar is not None:
+                bar.close()
+            c = int(np.flatnonzero(bad >= 0)[np.argmin(bad[bad >= 0])])
+            raise NonFiniteError(
+                f"{description}: chain {c}'s parameters became NaN/inf at step {int(bad[c])} "
+                f"of {total} ({phase}); {nonfinite_hint}.")
         if bar is not None:
             bar.update(n)
         if checkpoint is not None:
             checkpoint.save(state)
         if callback is not None:
-            callback({"step": done, "total_steps": total, "phase": "sampling"})
+            callback({"step": done, "total_steps": total, "phase": phase})
     if bar is not None:
         bar.close()
     return state, {"compile_s": compile_s, "run_s": run_s,

@@ -37,6 +37,7 @@ from bdl.approximators._sampler_common import (
     SamplerOptions,
     initial_positions,
     log_density_fn,
+    max_curvature,
     parse_options,
 )
 from bdl.approximators._sampling_loop import (
@@ -54,6 +55,22 @@ from bdl.training import Batch
 
 StepSize = float | Callable[[np.ndarray], np.ndarray] | None
 
+# Default step sizes: fixed fractions of the stability limits that the largest curvature
+# lambda of the negative log posterior at the chains' starting points sets (``max_curvature``;
+# lambda grows with the data size N and the model's scale, so the steps follow both).
+# - SGLD, step = SGLD_STEP_FACTOR / lambda: Euler-Maruyama's stationary variance along a
+#   direction of curvature l is 1 / (l (1 - step * l / 2)): at most 5% too wide (stiffest
+#   direction), and the chain decorrelates in ~2 lambda / (0.1 l) steps.
+# - SGHMC, step = SGHMC_STEP_FACTOR / sqrt(lambda): blackjax's explicit Euler integrator gains
+#   energy ~ (step * sqrt(l))^2 per step against the friction's 2 * DEFAULT_DAMPING: variance
+#   at most ~ 1 + 0.1^2 / 0.4 = 2.5% too wide.
+# - cyclical: the peak of the cosine is CYCLICAL_PEAK_FACTOR times the SGLD / SGHMC limit;
+#   the kept draws come from the last part of each cycle, where the step is below a third
+#   of the peak (see CyclicalOptions).
+SGLD_STEP_FACTOR = 0.1
+SGHMC_STEP_FACTOR = 0.1
+CYCLICAL_PEAK_FACTOR = 0.075
+
 
 @dataclasses.dataclass(frozen=True)
 class SGLDOptions(SamplerOptions):
@@ -62,7 +79,10 @@ class SGLDOptions(SamplerOptions):
     Attributes:
       step_size: the Langevin step on the full-data log posterior (not on a per-example mean
         loss: ``step_size * N`` is the equivalent SGD learning rate). A float, or a function
-        ``steps [T] -> step sizes [T]`` (numpy) for a schedule. Default ``1e-2 / N``.
+        ``steps [T] -> step sizes [T]`` (numpy) for a schedule. Default (None):
+        ``SGLD_STEP_FACTOR / curvature``, the curvature being the largest Hessian eigenvalue
+        of the negative log posterior at the starting points (it scales with N); recorded in
+        ``posterior.info["step_size_max"]`` and ``info["curvature"]``.
       batch_size: minibatch size (drawn with replacement each step); default as in training
         (full batch up to 2,048 examples, else 128). ``>= N`` gives exact gradients.
       num_burnin: steps discarded before the first kept draw.
@@ -71,7 +91,8 @@ class SGLDOptions(SamplerOptions):
     step_size: StepSize = None
     batch_size: int | None = None
     num_burnin: int = 1000
-    thinning: int = 10
+    num_samples: int = 500
+    thinning: int = 20
 
     def __post_init__(self):
         super().__post_init__()
@@ -87,8 +108,9 @@ class SGLDOptions(SamplerOptions):
             return min(int(self.batch_size), num_data)
         return num_data if num_data <= 2048 else 128
 
-    def default_step_size(self, num_data: int) -> float:
-        return 1e-2 / num_data
+    def default_step_size(self, curvature: float) -> float:
+        """The default step size for the largest curvature of the negative log posterior."""
+        return SGLD_STEP_FACTOR / curvature
 
 
 # friction x step size of SGHMC's default friction: the share of the momentum damped per step
@@ -110,15 +132,16 @@ class SGHMCOptions(SGLDOptions):
         fixed share of the momentum damped per step whatever the scale of the problem.
       noise_estimate: ``beta``, an estimate of the gradient noise subtracted from the injected
         noise (0 = none).
-      step_size: the integration step; default ``sqrt(1e-2 / N)`` (its square times N plays the
-        role of an SGD learning rate).
+      step_size: the integration step; default (None) ``SGHMC_STEP_FACTOR / sqrt(curvature)``
+        (see ``SGLDOptions.step_size``).
     """
 
     num_integration_steps: int = 10
     friction: float | None = None
     noise_estimate: float = 0.0
-    num_burnin: int = 100
-    thinning: int = 1
+    num_burnin: int = 200
+    num_samples: int = 500
+    thinning: int = 4
 
     def __post_init__(self):
         super().__post_init__()
@@ -131,14 +154,14 @@ class SGHMCOptions(SGLDOptions):
         if self.noise_estimate < 0:
             raise ValueError(f"`noise_estimate` must be >= 0; got {self.noise_estimate}.")
 
-    def default_step_size(self, num_data: int) -> float:
-        return float(np.sqrt(1e-2 / num_data))
+    def default_step_size(self, curvature: float) -> float:
+        return SGHMC_STEP_FACTOR / float(np.sqrt(curvature))
 
-    def resolved_friction(self, num_data: int) -> float:
+    def resolved_friction(self, step_size: StepSize) -> float:
         """``friction``, or ``DEFAULT_DAMPING`` divided by the (peak / first) step size."""
         if self.friction is not None:
             return float(self.friction)
-        base = self.step_size if self.step_size is not None else self.default_step_size(num_data)
+        base = step_size
         first = float(np.max(np.asarray(base(np.arange(1))))) if callable(base) else float(base)
         if not first > 0:
             raise ValueError("the default `friction` needs a positive step size; pass `friction`.")
@@ -159,13 +182,13 @@ class CyclicalOptions(SGHMCOptions):
         steps of the cycle, ``thinning`` apart.
     """
 
-    num_cycles: int = 4
-    steps_per_cycle: int = 500
-    exploration_fraction: float = 0.8
+    num_cycles: int = 8
+    steps_per_cycle: int = 2500
+    exploration_fraction: float = 0.2
     base: str = "sgld"
-    num_samples: int = 20
+    num_samples: int = 480
     num_burnin: int = 0
-    thinning: int = 10
+    thinning: int = 25
 
     def __post_init__(self):
         super().__post_init__()
@@ -191,10 +214,9 @@ class CyclicalOptions(SGHMCOptions):
                 f"{sampling} sampling steps of a cycle; lower `num_samples` or `thinning`, or "
                 "raise `steps_per_cycle` or lower `exploration_fraction`.")
 
-    def default_step_size(self, num_data: int) -> float:
-        if self.base == "sgld":
-            return SGLDOptions.default_step_size(self, num_data)
-        return SGHMCOptions.default_step_size(self, num_data)
+    def default_step_size(self, curvature: float) -> float:
+        limit = 2.0 / curvature if self.base == "sgld" else 2.0 / float(np.sqrt(curvature))
+        return CYCLICAL_PEAK_FACTOR * limit
 
 
 def fit_sgld(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
@@ -275,9 +297,9 @@ def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: 
     return prepare, step
 
 
-def sg_schedule(method: str, opts: SGLDOptions, num_data: int) -> Schedule:
-    """Per-step ``slot``, ``sampling``, ``step_size`` and ``temperature`` arrays."""
-    base = opts.step_size if opts.step_size is not None else opts.default_step_size(num_data)
+def sg_schedule(method: str, opts: SGLDOptions, base: StepSize) -> Schedule:
+    """Per-step ``slot``, ``sampling``, ``step_size`` and ``temperature`` arrays for the step
+    size (or step-size function) ``base``."""
     if method == "cyclical_sgld":
         sched = cyclical_schedule(opts, float(base) if not callable(base) else None)
     else:
@@ -315,19 +337,48 @@ def cyclical_schedule(opts: CyclicalOptions, peak: float | None) -> Schedule:
     }
 
 
+ADVICE = {
+    "rhat": "run longer (raise `num_burnin` and `num_samples`), or start the chains together "
+            "(`init_positions`) if they sit in different modes",
+    "ess": "raise `num_samples` (or `thinning`), or `step_size` if the chains move too slowly",
+    "divergences": "lower `step_size`",
+}
+CYCLICAL_ADVICE = {
+    "rhat": "raise `steps_per_cycle` (or `num_cycles`), or start the chains together "
+            "(`init_positions`) if they sit in different modes",
+    "ess": "raise `num_cycles` (or `num_chains`)",
+    "divergences": "lower `step_size`",
+}
+
+
 def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihood,
             data: Batch, opts: SGLDOptions, kind: str) -> SamplePosterior:
     n = int(data["x"].shape[0])
     batch_size = opts.resolved_batch_size(n)
     k_init, k_run = jax.random.split(key)
-    position = initial_positions(k_init, network, likelihood, opts)
+    position = jax.jit(lambda k: initial_positions(k, network, likelihood, opts))(k_init)
     log_density = log_density_fn(network, likelihood, opts.prior, n)
+    curvature = None
+    base = opts.step_size
+    if base is None:
+        curvature = float(jax.jit(max_curvature, static_argnums=0)(log_density, position, data))
+        if not np.isfinite(curvature) or curvature <= 0:
+            raise ValueError(f"{method}: the curvature of the log posterior at the starting "
+                             f"points is {curvature}; pass `step_size`.")
+        base = opts.default_step_size(curvature)
     if kind == "sghmc":
-        opts = dataclasses.replace(opts, friction=opts.resolved_friction(n))
+        opts = dataclasses.replace(opts, friction=opts.resolved_friction(base))
     kernel = sg_kernel(kind, jax.grad(log_density), opts)
-    schedule = sg_schedule(method, opts, n)
+    schedule = sg_schedule(method, opts, base)
 
-    state = init_loop_state(position, position, {}, int(opts.num_samples))
+    # The chains run in the default float type (float64 under jax_enable_x64: blackjax's noise
+    # comes in that type), the draws are stored in the model's own.
+    dtype = jnp.result_type(float)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), position)
+    to_model = lambda p: jax.tree.map(lambda a, t: a.astype(t.dtype), p, shapes)
+    position = jax.tree.map(lambda a: a.astype(dtype), position)
+    state = init_loop_state(position, to_model(position), {}, int(opts.num_samples),
+                            int(opts.num_chains))
     checkpoint = None
     if opts.checkpoint_dir is not None:
         run = opts.run_fields() | {"key": jax.random.key_data(key)}
@@ -335,13 +386,17 @@ def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihoo
         saved = checkpoint.load(state)
         state = state if saved is None else saved
     prepare, step = sg_step(kernel, batch_size, n)
-    run_chunk = jax.jit(build_run_chunk(step, lambda p: p, int(opts.num_chains), prepare))
+    run_chunk = jax.jit(build_run_chunk(step, to_model, int(opts.num_chains), prepare))
+    peak = float(schedule["step_size"].max())
     state, timing = run_loop(state, run_chunk, k_run, data, schedule,
                              chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
-                             progress=opts.progress, callback=opts.callback, description=method)
+                             progress=opts.progress, callback=opts.callback, description=method,
+                             nonfinite_hint=f"lower `step_size` (its peak was {peak:.3g})")
     info = {"timing": timing, "batch_size": batch_size, "num_steps": len(schedule["slot"]),
-            "step_size_max": float(schedule["step_size"].max()),
+            "step_size_max": peak, "curvature": curvature,
             "temperature": float(opts.temperature)}
+    if kind == "sghmc":
+        info["friction"] = float(opts.friction)
+    advice = CYCLICAL_ADVICE if method == "cyclical_sgld" else ADVICE
     return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
-                              int(schedule["sampling"].sum()), info)
-
+                              int(schedule["sampling"].sum()), info, advice)

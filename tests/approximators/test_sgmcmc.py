@@ -1,13 +1,7 @@
-"""SGLD, SGHMC and cyclical SG-MCMC: exact-posterior checks on Bayesian linear regression
-(looser tolerances than HMC: a small but finite step and minibatch noise bias the
-variance), R-hat on a case built to fail, checkpoint/resume, schedules, option errors.
-
-Stated tolerances on BLR (N=100, minibatches of 25, 4 vmapped chains, fixed seeds):
-- SGLD (step 1e-4) and SGHMC (step 1e-3, friction 10): mean within 0.25 posterior sd,
-  variances within 30%.
-- cyclical SGLD (8 chains x 10 cycles, draws at the cycle ends): mean within 0.35 sd,
-  variances within 50% (few effectively independent draws per cycle).
-"""
+"""SGLD, SGHMC and cyclical SG-MCMC: default step sizes from the curvature, R-hat on a case
+built to fail (and its warning), NaN detection, checkpoint/resume, schedules, option errors.
+The checks against the exact posterior, with default options, are in
+test_sampler_exact_blr.py (slow)."""
 
 import blackjax
 import flax.linen as nn
@@ -54,54 +48,59 @@ def blr():
     return blr_problem()
 
 
-SGLD_BLR = dict(step_size=1e-4, batch_size=25, num_chains=4, num_burnin=1000, num_samples=500,
-                thinning=20, chunk_steps=1100)  # 11,000 steps: 10 chunks of 1,100
+SGLD_BLR = dict(step_size=1e-4, batch_size=25, num_chains=2, num_burnin=100, num_samples=50,
+                thinning=4, chunk_steps=100)  # 300 steps: 3 chunks of 100
 
 
 @pytest.fixture(scope="module")
 def sgld_post(blr):
-    return blr_fit("sgld", blr[0], **SGLD_BLR)
+    with pytest.warns(bdl.DiagnosticsWarning):  # far too short to trust, and says so
+        return blr_fit("sgld", blr[0], **SGLD_BLR)
 
 
-def test_sgld_approximates_the_blr_posterior(blr, sgld_post):
-    _, mean, cov = blr
-    post = sgld_post
-    assert post.num_particles == 2000 and post.num_chains == 4
-    check_moments(post, mean, cov, mean_tol=0.25, var_rtol=0.3)
-    assert post.diagnostics["rhat_max"] < 1.05
-    assert post.info["batch_size"] == 25
+def exact_curvature(x):
+    phi = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+    return np.linalg.eigvalsh(phi.T @ phi / SIGMA**2 + PRIOR_PRECISION * np.eye(3)).max()
 
 
-def test_sghmc_approximates_the_blr_posterior(blr):
-    data, mean, cov = blr
-    post = blr_fit("sghmc", data, step_size=1e-3, friction=10.0, num_integration_steps=10,
-                   batch_size=25, num_chains=4, num_burnin=1000, num_samples=1000, thinning=10)
-    check_moments(post, mean, cov, mean_tol=0.25, var_rtol=0.3)
-    assert post.diagnostics["rhat_max"] < 1.05
+@pytest.mark.filterwarnings("ignore::bdl.DiagnosticsWarning")
+def test_default_step_sizes_follow_the_curvature(blr):
+    """On BLR the curvature is the largest eigenvalue of the posterior precision (~ N / sigma^2):
+    SGLD's default step is 0.1 / curvature, SGHMC's 0.1 / sqrt(curvature), cyclical's peak
+    0.15 / curvature; SGHMC's friction damps a fixed share of the momentum per step."""
+    from bdl.approximators._sgmcmc import DEFAULT_DAMPING
+
+    (x, y), _, _ = blr
+    lam = exact_curvature(x)
+    short = dict(num_chains=1, num_burnin=0, num_samples=4, thinning=1)
+    sgld = blr_fit("sgld", (x, y), **short)
+    assert sgld.info["curvature"] == pytest.approx(lam, rel=0.05)  # power iteration: close eigenvalues converge slowly
+    lam = sgld.info["curvature"]
+    assert sgld.info["step_size_max"] == pytest.approx(0.1 / lam, rel=1e-5)
+    sghmc = blr_fit("sghmc", (x, y), **short)
+    assert sghmc.info["step_size_max"] == pytest.approx(0.1 / np.sqrt(lam), rel=1e-5)
+    assert sghmc.info["friction"] == pytest.approx(DEFAULT_DAMPING * np.sqrt(lam) / 0.1, rel=1e-5)
+    cyc = blr_fit("cyclical_sgld", (x, y), num_chains=1, num_cycles=1, steps_per_cycle=20,
+                  num_samples=2, thinning=2)
+    assert cyc.info["step_size_max"] == pytest.approx(0.15 / lam, rel=1e-5)
+    # ten times the data: ten times the curvature, a tenth of the step
+    big = blr_problem(n=1000)[0]
+    assert blr_fit("sgld", big, **short).info["step_size_max"] == pytest.approx(
+        0.1 / exact_curvature(big[0]), rel=0.05)
 
 
-def test_sghmc_default_friction_damps_a_fixed_share_and_samples_the_blr_posterior(blr):
-    data, mean, cov = blr
-    post = blr_fit("sghmc", data, step_size=1e-3, num_integration_steps=10, batch_size=25,
-                   num_chains=4, num_burnin=1000, num_samples=1000, thinning=10)
-    check_moments(post, mean, cov, mean_tol=0.25, var_rtol=0.3)
-    assert post.diagnostics["rhat_max"] < 1.05
+def test_sghmc_friction_rule():
     from bdl.approximators._sgmcmc import DEFAULT_DAMPING, SGHMCOptions
 
-    assert SGHMCOptions(step_size=1e-3).resolved_friction(100) == pytest.approx(
-        DEFAULT_DAMPING / 1e-3)
-    assert SGHMCOptions(friction=3.0).resolved_friction(100) == 3.0
+    assert SGHMCOptions().resolved_friction(1e-3) == pytest.approx(DEFAULT_DAMPING / 1e-3)
+    assert SGHMCOptions(friction=3.0).resolved_friction(1e-3) == 3.0
     with pytest.raises(ValueError, match="`friction`"):
         SGHMCOptions(friction=-1.0)
 
 
-def test_cyclical_sgld_approximates_the_blr_posterior(blr):
-    data, mean, cov = blr
-    post = blr_fit("cyclical_sgld", data, step_size=2e-4, batch_size=25, num_chains=8,
-                   num_cycles=10, steps_per_cycle=500, exploration_fraction=0.5,
-                   num_samples=20, thinning=20)
-    assert post.num_particles == 8 * 20
-    check_moments(post, mean, cov, mean_tol=0.35, var_rtol=0.5)
+def test_a_step_size_too_large_raises_naming_the_step(blr):
+    with pytest.raises(bdl.NonFiniteError, match=r"at step \d+ .*lower `step_size`"):
+        blr_fit("sgld", blr[0], step_size=1.0, num_chains=2, num_burnin=100, num_samples=10)
 
 
 def test_cyclical_schedule_explores_without_noise_then_samples_at_cycle_ends():
@@ -133,7 +132,8 @@ def test_rhat_is_far_above_one_when_chains_sit_in_separated_modes():
     y = (x[:, 0] + 0.1 * rng.normal(size=100)).astype(np.float32)
     starts = {"net": {"w": jnp.array([[1.0], [1.0], [-1.0], [-1.0]])}, "lik": {}}
     kw = dict(step_size=1e-5, num_chains=4, num_burnin=0, num_samples=50, thinning=1)
-    stuck = blr_fit("sgld", (x, y), model=SquaredWeight(), init_positions=starts, **kw)
+    with pytest.warns(bdl.DiagnosticsWarning, match=r"R-hat .* > 1.1 .*`num_burnin`"):
+        stuck = blr_fit("sgld", (x, y), model=SquaredWeight(), init_positions=starts, **kw)
     assert stuck.diagnostics["rhat_max"] > 3.0
     draws = np.asarray(stuck.chains()["net"]["w"])[..., 0]
     assert np.all(draws[:2] > 0) and np.all(draws[2:] < 0)  # each chain stayed in its mode
@@ -162,20 +162,21 @@ def test_kernel_keys_are_a_pure_function_of_the_step_key_and_give_iid_normal_noi
 
 def test_sgld_resumes_from_a_checkpoint_with_the_same_result(blr, sgld_post, tmp_path):
     data, kw = blr[0], SGLD_BLR
-    assert sgld_post.info["timing"]["compiled_chunk_lengths"] == [1100]  # compiled once, run 10x
+    assert sgld_post.info["timing"]["compiled_chunk_lengths"] == [100]  # compiled once, run 3x
 
     class Killed(Exception):
         pass
 
     def kill(progress):
-        if progress["step"] >= 1100:
+        if progress["step"] >= 100:
             raise Killed
 
     with pytest.raises(Killed):
         blr_fit("sgld", data, checkpoint_dir=tmp_path, callback=kill, **kw)
     seen = []
-    resumed = blr_fit("sgld", data, checkpoint_dir=tmp_path, callback=seen.append, **kw)
-    assert [s["step"] for s in seen] == list(range(2200, 11001, 1100))
+    with pytest.warns(bdl.DiagnosticsWarning):
+        resumed = blr_fit("sgld", data, checkpoint_dir=tmp_path, callback=seen.append, **kw)
+    assert [s["step"] for s in seen] == [200, 300]
     np.testing.assert_array_equal(weights(resumed), weights(sgld_post))
     with pytest.raises(ValueError, match="other settings"):
         blr_fit("sgld", data, checkpoint_dir=tmp_path, **{**kw, "step_size": 2e-4})
