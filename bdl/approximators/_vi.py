@@ -54,10 +54,12 @@ from bdl.training import (
 )
 
 _OWN = ("num_mc_samples", "kl_weight", "init_scale", "average", "subset", "map_epochs")
-DEFAULT_STEPS = 4000  # optimiser steps when `epochs` is not given
-DEFAULT_LEARNING_RATE = 1e-2  # Adam's peak step size when neither it nor `optimizer` is given
+FIRST_STEPS = 2000  # optimiser steps of the first stage when `epochs` is not given
+MAX_STEPS = 32000  # cap on the optimiser steps when `epochs` is not given
+DEFAULT_LEARNING_RATE = 1e-2  # Adam's step size when neither it nor `optimizer` is given
 DEFAULT_MC_SAMPLES = 4  # reparameterised draws per step
-ELBO_TOL = 1e-3  # nats per example: an ELBO gain below this over the averaged steps is noise
+DEFAULT_INIT_SCALE = 0.05  # initial standard deviation of every factor
+ELBO_TOL = 5e-3  # nats per example: an ELBO gain below this between quarters is settled
 KeyPath = tuple[Hashable, ...]  # keys from the root of the parameter tree to a subtree
 
 
@@ -144,9 +146,9 @@ class TailAverageState(NamedTuple):
     Attributes:
       inner_state: the wrapped optimiser's state.
       step: optimiser steps taken (int32 scalar).
-      tail_first: running mean of the iterates of the first half of the averaging window
-        (zeros before it starts).
-      tail_second: the same for the second half.
+      tail_first: running mean of the iterates of the first half of the current averaging
+        window (zeros before the first window starts).
+      tail_second: the same for its second half.
     """
 
     inner_state: Any
@@ -156,17 +158,25 @@ class TailAverageState(NamedTuple):
 
 
 def tail_average(
-    inner: optax.GradientTransformation, start: int, mid: int
+    inner: optax.GradientTransformation, windows: tuple[tuple[int, int, int], ...]
 ) -> optax.GradientTransformationExtraArgs:
-    """Polyak-Ruppert (tail) averaging of the iterates of ``inner``: the updates are those
-    of ``inner``; the state also keeps the running means of the iterates after steps
-    ``start <= t < mid`` and ``mid <= t`` (0-based), read with ``tail_average_params``.
+    """Polyak-Ruppert (tail) averaging of the iterates of ``inner`` over step windows.
 
-    Averaging removes most of the Monte Carlo jitter of a stochastic objective such as the
-    ELBO (the iterates of a constant-step optimiser fluctuate around the optimum; their mean
-    converges to it); two halves let a caller check that the iterates stopped drifting.
+    The updates are those of ``inner``. ``windows`` are increasing, disjoint
+    ``(start, mid, end)`` step ranges (0-based, end excluded); in each, the state keeps the
+    running means of the iterates of steps ``start..mid-1`` and ``mid..end-1`` (restarted
+    when a window begins: step ``t`` gives the iterate after ``t + 1`` updates), read with
+    ``tail_average_params`` at the end of a window. Averaging removes most of the Monte
+    Carlo jitter of a stochastic objective such as the ELBO (the iterates of a constant-step
+    optimiser fluctuate around the optimum; their mean converges to it); the two halves let
+    a caller check that the iterates stopped drifting.
     """
     inner = optax.with_extra_args_support(inner)
+    starts, mids, ends = (np.array(col, np.int32).reshape(-1) for col in zip(*windows))
+    if (np.any(starts >= ends) or np.any(mids < starts) or np.any(mids > ends)
+            or np.any(starts[1:] < ends[:-1])):
+        raise ValueError(f"windows must be increasing, disjoint, non-empty (start, mid, end) "
+                         f"step ranges; got {windows}.")
 
     def init(params):
         zeros = optax.tree_utils.tree_zeros_like(params)
@@ -178,17 +188,18 @@ def tail_average(
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         new = optax.apply_updates(params, updates)
         t = state.step
+        k = jnp.clip(jnp.searchsorted(ends, t, side="right"), 0, len(ends) - 1)
+        lo, mid, hi = jnp.asarray(starts)[k], jnp.asarray(mids)[k], jnp.asarray(ends)[k]
 
-        def running_mean(avg, lo, hi):
-            inside = (t >= lo) & (t < hi)
-            count = jnp.maximum(t - lo + 1, 1)
+        def running_mean(avg, a, b):
+            inside = (t >= a) & (t < b)
+            count = jnp.maximum(t - a + 1, 1)
             return jax.tree.map(
-                lambda a, p: jnp.where(inside, a + (p - a) / count.astype(a.dtype), a), avg, new
+                lambda m, p: jnp.where(inside, m + (p - m) / count.astype(m.dtype), m), avg, new
             )
 
-        big = jnp.iinfo(jnp.int32).max
-        state = TailAverageState(inner_state, t + 1, running_mean(state.tail_first, start, mid),
-                                 running_mean(state.tail_second, mid, big))
+        state = TailAverageState(inner_state, t + 1, running_mean(state.tail_first, lo, mid),
+                                 running_mean(state.tail_second, mid, hi))
         return updates, state
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -279,20 +290,23 @@ def fit_vi(
     """Mean-field Gaussian VI (Bayes by backprop).
 
     Options: ``num_mc_samples`` (4) draws per step; ``kl_weight`` (1.0) multiplies the KL
-    (a temperature; < 1 = "cold"); ``init_scale`` (0.01) initial standard deviation of every
-    factor; ``average`` (0.5) the final share of the optimiser steps whose iterates are
-    averaged (Polyak-Ruppert; 0 keeps the last iterate); ``subset`` (``"all"`` or
+    (a temperature; < 1 = "cold"); ``init_scale`` (0.05) initial standard deviation of every
+    factor; ``average`` (True) return the mean of the iterates of the last half of the steps
+    (Polyak-Ruppert averaging; False: the last iterate); ``subset`` (``"all"`` or
     ``"last_layer"``: the last dense layer, other layers fixed at a MAP fit with the same
     training options); ``map_epochs`` (default ``epochs``) of that MAP fit, 0 to take
     ``init_params`` as they are; and every ``TrainOptions`` field (the prior must provide
     ``precision_tree``, e.g. ``IsotropicGaussian``).
 
-    VI's own defaults for the shared ones: without ``epochs`` it takes enough epochs for
-    ``DEFAULT_STEPS`` optimiser steps; without ``optimizer`` it uses Adam at
-    ``learning_rate`` (``DEFAULT_LEARNING_RATE`` unless given) with a cosine decay to a tenth
-    over the run. The returned ``q`` is the average of the iterates of the last ``average``
-    of the steps; ``info["converged"]`` is False (and a ``bdl.NotConvergedWarning`` says to
-    raise ``epochs``) when the ELBO still improved between the two halves of that window.
+    VI's own defaults for the shared ones. Without ``optimizer``: Adam at a constant
+    ``learning_rate`` (``DEFAULT_LEARNING_RATE`` unless given; the averaging removes the
+    Monte Carlo jitter a decay would). With ``epochs=None`` (the default): until converged,
+    in doubling stages of ``FIRST_STEPS``, ``2 * FIRST_STEPS``, ... optimiser steps (whole
+    epochs) up to ``max_epochs`` (default ``MAX_STEPS`` steps); a stage is converged when the mean ELBO of the
+    last quarter of the steps is no better than that of the quarter before it (within 3
+    standard errors or ``ELBO_TOL`` nats per example). ``info["converged"]`` says whether it
+    was; at the cap, or after ``epochs`` given and not converged, a
+    ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``).
     """
     train_opts, own = split_options(options, _OWN, "vi")
     num_mc = int(own.get("num_mc_samples", DEFAULT_MC_SAMPLES))
@@ -301,11 +315,11 @@ def fit_vi(
     kl_weight = float(own.get("kl_weight", 1.0))
     if kl_weight < 0:
         raise ValueError(f"`kl_weight` must be >= 0; got {kl_weight}.")
-    init_scale = float(own.get("init_scale", 1e-2))
+    init_scale = float(own.get("init_scale", DEFAULT_INIT_SCALE))
     check_positive("init_scale", init_scale)
-    average = float(own.get("average", 0.5))
-    if not 0.0 <= average <= 1.0:
-        raise ValueError(f"`average` must lie in [0, 1]; got {average}.")
+    average = own.get("average", True)
+    if not isinstance(average, (bool, np.bool_)):
+        raise TypeError(f"`average` must be True or False; got {average!r}.")
     subset = own.get("subset", "all")
     check_choice("subset", subset, ("all", "last_layer"))
     prior = train_opts.prior
@@ -329,20 +343,14 @@ def fit_vi(
     train_data, val_data = split_validation(data, train_opts.validation_fraction, k_val)
     n = train_data["x"].shape[0]
     batch_size = train_opts.resolved_batch_size(n)
-    steps_per_epoch = max(1, n // batch_size)
-    given_epochs = options.get("epochs")
-    epochs = (-(-DEFAULT_STEPS // steps_per_epoch) if given_epochs is None
-              else int(train_opts.epochs))
-    num_steps = epochs * steps_per_epoch
-    avg_epochs = min(epochs, int(np.ceil(average * epochs))) if average > 0 else 0
-    start_epoch = epochs - avg_epochs
-    mid_epoch = start_epoch + avg_epochs // 2 if avg_epochs >= 2 else start_epoch
-    start, mid = start_epoch * steps_per_epoch, mid_epoch * steps_per_epoch
-    if avg_epochs == 0:  # no averaging: the window is empty (never reached)
-        start = mid = num_steps + 1
-    inner = _default_optimizer(train_opts, options, num_steps)
+    per_epoch = 1 if batch_size >= n else n // batch_size  # optimiser steps per epoch
+    stages = _stages(train_opts.epochs, train_opts.max_epochs, per_epoch)
+    windows = tuple(_window(end) for end in stages)  # in epochs
+    inner = _default_optimizer(train_opts, options)
+    if average:
+        inner = tail_average(inner, tuple(tuple(e * per_epoch for e in w) for w in windows))
     optimizer = optax.multi_transform(
-        {"train": tail_average(inner, start, mid), "freeze": optax.set_to_zero()},
+        {"train": inner, "freeze": optax.set_to_zero()},
         lambda p: {k: jax.tree.map(lambda _, k=k: "freeze" if k == "fixed" else "train", v)
                    for k, v in p.items()},
     )
@@ -354,79 +362,127 @@ def fit_vi(
         f = network.apply(_insert(params["fixed"], path, params["net"].loc), batch["x"])
         return -jnp.mean(likelihood.log_likelihood(f, batch["y"], params["lik"]))
 
-    chunk = build_chunk(epoch, val_nll if val_data is not None else None)
+    chunk = jax.jit(build_chunk(epoch, val_nll if val_data is not None else None),
+                    static_argnums=3)
     params = {"net": init_mean_field(loc, init_scale), "lik": lik0, "fixed": fixed}
-    state, history = train(
-        init_state(k_train, params, optimizer), jax.jit(chunk, static_argnums=3), train_data,
-        val_data, epochs=epochs, chunk_epochs=train_opts.chunk_epochs,
-        patience=train_opts.patience, progress=train_opts.progress,
-        checkpoint_dir=train_opts.checkpoint_dir, description=f"vi ({subset})",
-    )
-    net, lik, check = _averaged(state, start, mid)
+    state = init_state(k_train, params, optimizer)
+    histories, check = [], {}
+    for end, window in zip(stages, windows, strict=True):
+        state, hist = train(
+            state, chunk, train_data, val_data, epochs=end,
+            chunk_epochs=train_opts.chunk_epochs or min(stages[0], 100),
+            patience=train_opts.patience, progress=train_opts.progress,
+            checkpoint_dir=train_opts.checkpoint_dir, description=f"vi ({subset})",
+        )
+        histories.append(hist)
+        check = _elbo_check(np.concatenate([h["train_loss"] for h in histories]), window)
+        if int(state.epoch) < end or check["converged"]:  # early stopping or converged
+            break
+    history = _join(histories)
+    if average:
+        net, lik, drift = _averaged(state, windows, per_epoch)
+    else:
+        net, lik, drift = state.best_params["net"], state.best_params["lik"], None
     _check_finite(net, lik)
-    check["converged"] = _elbo_settled(history["train_loss"], start_epoch, mid_epoch, check)
+    epochs_done = int(state.epoch)
     info = {"history": history, "num_train": n, "subset": subset, "num_mc_samples": num_mc,
-            "kl_weight": kl_weight, "init_scale": init_scale, "average": average,
-            "epochs": epochs, "num_steps": num_steps, **check}
+            "kl_weight": kl_weight, "init_scale": init_scale, "average": bool(average),
+            "epochs": epochs_done, "num_steps": epochs_done * per_epoch, "drift": drift,
+            **check}
     if check["converged"] is False:
+        gain, se = check["elbo_gain"], check["elbo_gain_se"]
         warnings.warn(
-            f"VI did not converge in {epochs} epochs ({num_steps} steps): the ELBO still "
-            f"improved by {check['elbo_gain']:.3g} nats per example (standard error "
-            f"{check['elbo_gain_se']:.2g}) over the averaged steps. Raise `epochs`.",
+            f"VI did not converge in {epochs_done} epochs ({epochs_done * per_epoch} steps):"
+            f" the ELBO still improved by {gain:.3g} nats per example (standard error "
+            f"{se:.2g}) between the last two quarters of the steps. Raise `max_epochs` (or `epochs`).",
             NotConvergedWarning, stacklevel=3,
         )
     return VIPosterior("vi", network, likelihood, net, lik, state.best_params["fixed"], path,
                        info, tuple(data["x"].shape[1:]))
 
 
-def _default_optimizer(train_opts: TrainOptions, options: Mapping[str, Any],
-                       num_steps: int) -> optax.GradientTransformation:
-    """The user's ``optimizer``, else Adam at ``learning_rate`` (VI's default unless given)
-    with a cosine decay to a tenth over ``num_steps``."""
+def _stages(epochs: int | None, max_epochs: int | None, per_epoch: int) -> tuple[int, ...]:
+    """Cumulative epoch counts at which to check convergence: ``(epochs,)`` when given, else
+    doubling from ``FIRST_STEPS`` optimiser steps (whole epochs) up to ``max_epochs``
+    (default ``MAX_STEPS`` steps), the last stage ending at the cap."""
+    if epochs is not None:
+        return (int(epochs),)
+    cap = int(max_epochs) if max_epochs else max(1, MAX_STEPS // per_epoch)
+    stages = [min(-(-FIRST_STEPS // per_epoch), cap)]
+    while stages[-1] < cap:
+        stages.append(min(2 * stages[-1], cap))
+    return tuple(stages)
+
+
+def _window(end: int) -> tuple[int, int, int]:
+    """The averaging window ``(start, mid, end)`` of a run of ``end`` epochs: its last half,
+    split in two quarters (the first one empty for a 1-epoch run)."""
+    start = end // 2
+    return start, start + (end - start) // 2, end
+
+
+def _default_optimizer(train_opts: TrainOptions, options: Mapping[str, Any]
+                       ) -> optax.GradientTransformation:
+    """The user's ``optimizer``, else Adam at ``learning_rate`` (VI's default unless given)."""
     if train_opts.optimizer is not None:
         return train_opts.optimizer
-    lr = (DEFAULT_LEARNING_RATE if options.get("learning_rate") is None
-          else float(train_opts.learning_rate))
-    return optax.adam(optax.cosine_decay_schedule(lr, max(num_steps, 1), alpha=0.1))
+    lr = options.get("learning_rate")
+    return optax.adam(DEFAULT_LEARNING_RATE if lr is None else float(train_opts.learning_rate))
 
 
-def _averaged(state, start: int, mid: int) -> tuple[MeanField, Params, dict[str, Any]]:
-    """``q`` and likelihood parameters to return: the mean of the iterates in the averaging
-    window (the best/last iterate when the run stopped before it), and how far the means of
-    its two halves lie apart (``drift``: max |loc difference| / scale)."""
+def _averaged(state, windows: tuple[tuple[int, int, int], ...], per_epoch: int
+              ) -> tuple[MeanField, Params, float | None]:
+    """``q`` and likelihood parameters to return: the mean of the iterates in the last
+    averaging window reached (the best/last iterate when the run stopped before any), and
+    how far the means of its two halves lie apart (``drift``: max |loc gap| / scale)."""
     first, second, step = tail_average_params(state.opt_state)
     step = int(step)
-    n1, n2 = max(0, min(step, mid) - start), max(0, step - mid)
+    ends = [w[2] * per_epoch for w in windows]
+    k = min(int(np.searchsorted(ends, step - 1, side="right")), len(windows) - 1)
+    lo, mid, hi = (e * per_epoch for e in windows[k])
+    n1, n2 = min(max(step - lo, 0), mid - lo), min(max(step - mid, 0), hi - mid)
     best = state.best_params
     if n1 + n2 == 0:
-        return best["net"], best["lik"], {"averaged_steps": 0, "drift": None}
+        return best["net"], best["lik"], None
     w1 = n1 / (n1 + n2)
     mix = lambda a, b: (w1 * a + (1.0 - w1) * b).astype(a.dtype)
-    avg = jax.tree.map(mix, {"net": first["net"], "lik": first["lik"]},
-                       {"net": second["net"], "lik": second["lik"]})
+    pick = lambda t: {"net": t["net"], "lik": t["lik"]}
+    avg = jax.tree.map(mix, pick(first), pick(second))
     drift = None
     if n1 and n2:
         scale = mean_field_scale(avg["net"])
         gaps = jax.tree.map(lambda a, b, s: jnp.max(jnp.abs(a - b) / s),
                             first["net"].loc, second["net"].loc, scale)
         drift = float(max(jax.tree.leaves(gaps), default=0.0))
-    return avg["net"], avg["lik"], {"averaged_steps": n1 + n2, "drift": drift}
+    return avg["net"], avg["lik"], drift
 
 
-def _elbo_settled(train_loss: np.ndarray, start_epoch: int, mid_epoch: int,
-                  check: dict[str, Any]) -> bool | None:
-    """False when the mean training loss of the second half of the averaging window is
-    lower than the first half's by more than 3 standard errors and ``ELBO_TOL`` nats per
-    example; None when the window has fewer than two epochs in a half."""
-    a = np.asarray(train_loss[start_epoch:mid_epoch], np.float64)
-    b = np.asarray(train_loss[mid_epoch:], np.float64)
-    if len(a) < 2 or len(b) < 2:
-        check.update(elbo_gain=None, elbo_gain_se=None)
-        return None
+def _elbo_check(train_loss: np.ndarray, window: tuple[int, int, int]) -> dict[str, Any]:
+    """Did the ELBO settle over the averaging ``window`` (epochs)? ``converged`` is False
+    when the mean training loss of its second half is lower than its first half's by more
+    than 3 standard errors and ``ELBO_TOL`` nats per example; None when a half has fewer than
+    two epochs (or the history is shorter than the window, after a resume)."""
+    start, mid, end = window
+    tail = np.asarray(train_loss, np.float64)[-(end - start):] if end > start else []
+    a, b = tail[: mid - start], tail[mid - start:]
+    if len(tail) < end - start or len(a) < 2 or len(b) < 2:
+        return {"converged": None, "elbo_gain": None, "elbo_gain_se": None}
     gain = float(a.mean() - b.mean())
     se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-    check.update(elbo_gain=gain, elbo_gain_se=se)
-    return not (gain > 3.0 * se and gain > ELBO_TOL)
+    return {"converged": not (gain > 3.0 * se and gain > ELBO_TOL), "elbo_gain": gain,
+            "elbo_gain_se": se}
+
+
+def _join(histories: list[dict[str, Any]]) -> dict[str, Any]:
+    """One history from those of consecutive ``train`` calls."""
+    out = dict(histories[-1])
+    for name in ("train_loss", "val_loss"):
+        parts = [np.asarray(h[name]) for h in histories]
+        out[name] = np.concatenate(parts, axis=-1)
+    for name in ("compile_s", "run_s"):
+        if all(name in h for h in histories):
+            out[name] = float(sum(h[name] for h in histories))
+    return out
 
 
 def _check_finite(net: MeanField, lik: Params) -> None:
