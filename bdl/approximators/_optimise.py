@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bdl._cache import memo
 from bdl._warnings import NotConvergedWarning
 from bdl.approximators._options import TrainOptions
 from bdl.likelihoods import Likelihood
@@ -114,14 +115,23 @@ def batch_setups(keys: jax.Array, network: Network, num_data: int, options: Trai
     """``seed_setup`` for a batch of seed keys ``[S]``, flattened to ``P = S * M`` particles
     (seed-major: the members of seed s are particles ``s*M .. s*M + M - 1``)."""
 
-    @jax.jit
-    def setup(keys):
-        per_seed = jax.vmap(
-            lambda k: seed_setup(k, network, num_data, options, num_members, bootstrap)
-        )(keys)
-        return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), per_seed)
+    fraction = options.validation_fraction
+    starts_given = options.init_params is not None
 
-    return setup(keys)
+    def build():
+        @jax.jit
+        def setup(keys, init_params):
+            opts = TrainOptions(validation_fraction=fraction, init_params=init_params)
+            per_seed = jax.vmap(
+                lambda k: seed_setup(k, network, num_data, opts, num_members, bootstrap)
+            )(keys)
+            return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), per_seed)
+
+        return setup
+
+    setup = memo(("batch_setups", network.init, num_data, fraction, starts_given, num_members,
+                  bootstrap), build)
+    return setup(keys, options.init_params)
 
 
 def optimise_particles(
@@ -143,40 +153,23 @@ def optimise_particles(
     """
     n = data["x"].shape[0]
     num_particles = setup.train_keys.shape[0]
-    n_train = n - validation_size(n, options.validation_fraction)
-    optimizer = options.resolved_optimizer(n)
-    loss = log_joint_loss(network, likelihood, options.prior, n, num_effective=n_train)
-    epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n))
     has_val = setup.val_weights is not None
-    chunk = build_chunk(epoch, mean_nll(network, likelihood) if has_val else None)
-
+    run_chunk, init_states = _program(network.apply, likelihood, options, n, num_particles,
+                                      has_val)
     lik0 = likelihood.init_params()
     params = {
         "net": setup.init_net,
         "lik": jax.tree.map(lambda a: jnp.broadcast_to(a, (num_particles, *a.shape)), lik0),
     }
-    state = jax.jit(jax.vmap(lambda k, p: init_state(k, p, optimizer)))(setup.train_keys, params)
+    state = init_states(setup.train_keys, params)
     train_data = {"x": data["x"], "y": data["y"], "w": setup.train_weights}
     val_data = {"x": data["x"], "y": data["y"], "w": setup.val_weights} if has_val else None
     if mesh is not None:
         state, train_data, val_data = _shard(mesh, state, train_data, val_data)
 
-    axes = {"x": None, "y": None, "w": 0}
-
-    def run_chunk(state, data, val, num_epochs):
-        per_particle = lambda s, d, v: chunk(s, d, v, num_epochs)
-        if num_particles == 1:  # plain matmuls run faster on CPU than batched ones of size 1
-            squeeze = lambda t: jax.tree.map(lambda a: a[0], t)
-            pick = lambda d: None if d is None else {**d, "w": d["w"][0]}
-            out = per_particle(squeeze(state), pick(data), pick(val))
-            return jax.tree.map(lambda a: jnp.asarray(a)[None], out)
-        return jax.vmap(per_particle, in_axes=(0, axes, axes if has_val else None))(
-            state, data, val
-        )
-
     state, history = train(
         state,
-        jax.jit(run_chunk, static_argnums=3),
+        run_chunk,
         train_data,
         val_data,
         epochs=options.epochs,
@@ -190,6 +183,44 @@ def optimise_particles(
     )
     warn_if_not_converged(history, options, description)
     return state.best_params, history
+
+
+def _program(apply, likelihood: Likelihood, options: TrainOptions, n: int, num_particles: int,
+             has_val: bool):
+    """The jitted chunk ``(state, data, val, num_epochs) -> (state, log)`` and the jitted
+    state initialiser for these settings, memoised (``bdl._cache``) so that an identical fit
+    reuses the programs compiled for the first one."""
+    n_train = n - validation_size(n, options.validation_fraction)
+    batch_size = options.resolved_batch_size(n)
+    optimizer_key = (options.optimizer if options.optimizer is not None
+                     else ("adam+plateau", options.learning_rate))
+    key = ("optimise_particles", apply, likelihood, options.prior, optimizer_key, n, n_train,
+           batch_size, num_particles, has_val)
+    return memo(key, lambda: _build_program(apply, likelihood, options, n, n_train,
+                                            num_particles, has_val))
+
+
+def _build_program(apply, likelihood, options, n, n_train, num_particles, has_val):
+    network = Network(None, apply)
+    optimizer = options.resolved_optimizer(n)
+    loss = log_joint_loss(network, likelihood, options.prior, n, num_effective=n_train)
+    epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n))
+    chunk = build_chunk(epoch, mean_nll(network, likelihood) if has_val else None)
+    axes = {"x": None, "y": None, "w": 0}
+
+    def run_chunk(state, data, val, num_epochs):
+        per_particle = lambda s, d, v: chunk(s, d, v, num_epochs)
+        if num_particles == 1:  # plain matmuls run faster on CPU than batched ones of size 1
+            squeeze = lambda t: jax.tree.map(lambda a: a[0], t)
+            pick = lambda d: None if d is None else {**d, "w": d["w"][0]}
+            out = per_particle(squeeze(state), pick(data), pick(val))
+            return jax.tree.map(lambda a: jnp.asarray(a)[None], out)
+        return jax.vmap(per_particle, in_axes=(0, axes, axes if has_val else None))(
+            state, data, val
+        )
+
+    init_states = jax.jit(jax.vmap(lambda k, p: init_state(k, p, optimizer)))
+    return jax.jit(run_chunk, static_argnums=3), init_states
 
 
 def warn_if_not_converged(history: dict, options: TrainOptions, description: str) -> None:

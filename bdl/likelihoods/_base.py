@@ -49,3 +49,11 @@ class Likelihood(abc.ABC):
     @abc.abstractmethod
     def validate_targets(self, y: jax.Array, out_size: int) -> None:
         """Raise a ``ValueError`` naming ``y`` when targets do not fit this likelihood."""
+
+    # Likelihoods are configuration: equal settings are equal (and hash alike), so programs
+    # compiled for one are reused for an equal one (see ``bdl._cache``).
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen, nnx
 
+from bdl._cache import memo
+
 Params = Any  # a pytree of arrays (nested dicts)
 
 
@@ -47,6 +49,20 @@ def as_network(model, x_example: jax.Array) -> Network:
     refused with an error that says why: their outputs depend on mutable state that a
     posterior over parameters does not carry.
     """
+    if not isinstance(model, nnx.Module) and not _is_function(model):
+        # a hashable spec (bdl MLP, Linen module): the same Network for the same input spec,
+        # so the programs compiled for it are reused by a repeated fit (bdl._cache)
+        spec = (jnp.shape(x_example)[1:], jnp.result_type(x_example))
+        return memo(("as_network", model, spec), lambda: _build_network(model, x_example))
+    return _build_network(model, x_example)
+
+
+def _is_function(model) -> bool:
+    return callable(model) and not hasattr(model, "network") and not isinstance(
+        model, linen.Module)
+
+
+def _build_network(model, x_example: jax.Array) -> Network:
     if hasattr(model, "network") and callable(model.network):
         network = model.network(x_example)
     elif isinstance(model, linen.Module):
@@ -106,10 +122,15 @@ def with_float32_master(network: Network) -> Network:
     def init(key: jax.Array) -> Params:
         return jax.tree.map(lambda a, d: a.astype(master(d)), network.init(key), dtypes)
 
-    def apply(params: Params, x: jax.Array) -> jax.Array:
-        out = network.apply(jax.tree.map(lambda a, d: a.astype(d), params, dtypes), x)
-        return out.astype(jnp.promote_types(out.dtype, jnp.float32))
+    def build_apply():
+        def apply(params: Params, x: jax.Array) -> jax.Array:
+            out = network.apply(jax.tree.map(lambda a, d: a.astype(d), params, dtypes), x)
+            return out.astype(jnp.promote_types(out.dtype, jnp.float32))
 
+        return apply
+
+    spec = (jax.tree.structure(dtypes), tuple(str(d) for d in jax.tree.leaves(dtypes)))
+    apply = memo(("float32_master", network.apply, spec), build_apply)
     return Network(init, apply, network.reinitialisable)
 
 
@@ -135,12 +156,20 @@ def _nnx_instance_network(module: nnx.Module) -> Network:
 
 
 def _nnx_apply(graphdef, template):
-    def apply(params: Params, x: jax.Array) -> jax.Array:
-        state = jax.tree.map(lambda v: v, template)
-        nnx.replace_by_pure_dict(state, params)
-        return nnx.merge(graphdef, state)(x)
+    """``apply`` for a graph definition, shared by every module of the same structure."""
 
-    return apply
+    def build():
+        def apply(params: Params, x: jax.Array) -> jax.Array:
+            state = jax.tree.map(lambda v: v, template)
+            nnx.replace_by_pure_dict(state, params)
+            return nnx.merge(graphdef, state)(x)
+
+        return apply
+
+    leaves = jax.tree.leaves(template)
+    spec = (jax.tree.structure(template),
+            tuple((tuple(v.shape), str(v.dtype)) for v in leaves))
+    return memo(("nnx_apply", graphdef, spec), build)
 
 
 def _check_nnx_state(module) -> None:

@@ -70,3 +70,13 @@ class IsotropicGaussian:
 
     def __repr__(self) -> str:
         return f"IsotropicGaussian(precision={self.precision})"
+
+    def _config(self) -> tuple:
+        prec = self.precision
+        return (tuple(sorted(prec.items())) if isinstance(prec, dict) else prec, self.default)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IsotropicGaussian) and self._config() == other._config()
+
+    def __hash__(self) -> int:
+        return hash((IsotropicGaussian, self._config()))

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import serialization
 
+from bdl._cache import memo
 from bdl._host import atomic_write, progress_bar
 from bdl._warnings import NonFiniteError
 from bdl.models import Params
@@ -216,7 +217,7 @@ def train(
         n = min(chunk_epochs, cap - done)
         if n not in compiled:  # ahead-of-time compile, so compile time is reported apart
             t0 = time.perf_counter()
-            compiled[n] = run_chunk.lower(state, data, val_data, n).compile()
+            compiled[n] = _compiled(run_chunk, state, data, val_data, n)
             compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         state, log = compiled[n](state, data, val_data)
@@ -251,6 +252,17 @@ def train(
         "run_s": run_s,
     }
     return state, history
+
+
+def _compiled(run_chunk: Callable, state, data, val_data, num_epochs: int) -> Callable:
+    """``run_chunk`` compiled ahead of time for these argument types, memoised: a repeated
+    fit with the same program and shapes compiles nothing."""
+    args = (state, data, val_data)
+    spec = (jax.tree.structure(args), tuple(
+        (jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
+         getattr(a, "sharding", None)) for a in jax.tree.leaves(args)))
+    return memo(("train_chunk", run_chunk, num_epochs, spec),
+                lambda: run_chunk.lower(*args, num_epochs).compile())
 
 
 def _check_finite(log: ChunkLog, done: int, description: str) -> None:

@@ -44,10 +44,21 @@ def test_nnx_and_linen_versions_train_to_the_same_result(key):
     assert c.predict(x).batch_shape == (64,)
 
 
-def test_nnx_instance_cannot_seed_an_ensemble(key):
-    x, y = _data()
-    with pytest.raises(ValueError, match="factory"):
-        bdl.fit("ensemble", NNXMLP(rngs=nnx.Rngs(0)), bdl.likelihoods.Gaussian(), (x, y), key=key)
+def test_shuffled_init_permutes_each_array_of_a_built_module(key):
+    """A built NNX module's members: every array a permutation of the module's own, arrays
+    with a single value (zero biases) unchanged, different keys different draws."""
+    from bdl.models import as_network, with_shuffled_init
+
+    x, _ = _data()
+    network = as_network(NNXMLP(rngs=nnx.Rngs(0)), x[:1])
+    assert not network.reinitialisable
+    shuffled = with_shuffled_init(network)
+    own, a, b = network.init(key), shuffled.init(key), shuffled.init(jax.random.key(1))
+    for w, wa, wb in zip(jax.tree.leaves(own), jax.tree.leaves(a), jax.tree.leaves(b),
+                         strict=True):
+        np.testing.assert_array_equal(np.sort(np.ravel(wa)), np.sort(np.ravel(w)))
+        if np.unique(np.asarray(w)).size > 1:
+            assert not np.array_equal(np.asarray(wa), np.asarray(wb))
 
 
 def test_models_with_batch_statistics_are_refused(key):
