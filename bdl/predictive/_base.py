@@ -64,15 +64,18 @@ class Predictive(abc.ABC):
         )
 
     @staticmethod
-    def gaussian_mixture(loc, scale, weights=None) -> Predictive:
+    def gaussian_mixture(loc, scale, weights=None, *, loc_var=None) -> Predictive:
         """A mixture of Gaussians; ``loc``/``scale`` are ``[S, *batch_shape]``.
 
         ``weights`` is ``None`` (uniform), ``[S]`` or ``[S, *batch_shape]`` and sums to one over
-        the sample axis.
+        the sample axis. ``loc_var`` (>= 0, broadcasts to ``loc``) is the variance of each
+        component's mean when that mean is itself uncertain (a linearised predictive:
+        ``J Sigma J^T``): component k is then ``N(loc_k, scale_k^2 + loc_var_k)``, with
+        ``scale`` the observation noise (aleatoric) and ``loc_var`` counted as epistemic.
         """
         from bdl.predictive._mixture import GaussianMixture
 
-        return GaussianMixture.create(loc, scale, weights)
+        return GaussianMixture.create(loc, scale, weights, loc_var=loc_var)
 
     @staticmethod
     def categorical(probs=None, *, logits=None, weights=None) -> Predictive:

@@ -7,6 +7,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
 from bdl._validation import (
@@ -18,7 +19,7 @@ from bdl._validation import (
 )
 from bdl.predictive._base import Predictive, broadcast_eval, broadcast_shape, expand_to
 
-_LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)  # a Python float: exact in float64 too
 _BISECTION_STEPS = 64
 
 
@@ -28,17 +29,23 @@ class GaussianMixture(Predictive):
 
     Attributes:
       loc: component means, ``[S, *batch_shape]``.
-      scale: component standard deviations (> 0), ``[S, *batch_shape]``.
+      scale: component standard deviations (> 0), ``[S, *batch_shape]``: the whole spread of
+        each component, ``sqrt(noise^2 + loc_var)``.
       weights: mixture weights, ``[S, *batch_shape]``, summing to one over axis 0.
+      loc_var: the part of each component's variance that comes from an uncertain mean
+        (epistemic, e.g. ``J Sigma J^T`` of a linearised predictive), ``[S, *batch_shape]``;
+        zeros for plain Gaussian components.
     """
 
     loc: jax.Array
     scale: jax.Array
     weights: jax.Array
+    loc_var: jax.Array
 
     @classmethod
-    def create(cls, loc, scale, weights=None) -> GaussianMixture:
-        """``loc`` is ``[S, *batch_shape]``; ``scale`` broadcasts to it (a scalar is fine)."""
+    def create(cls, loc, scale, weights=None, *, loc_var=None) -> GaussianMixture:
+        """``loc`` is ``[S, *batch_shape]``; ``scale`` (the noise sd) and ``loc_var`` (the
+        variance of each mean, default 0) broadcast to it (scalars are fine)."""
         loc, scale = as_float(loc), as_float(scale)
         if loc.ndim == 0:
             raise ValueError("`loc` needs a leading sample axis: shape [S, *batch_shape].")
@@ -48,8 +55,19 @@ class GaussianMixture(Predictive):
             raise ValueError(
                 f"`scale` of shape {scale.shape} must broadcast to `loc`'s {loc.shape}."
             )
-        scale = jnp.broadcast_to(scale, loc.shape)
-        return cls(loc, scale, normalise_weights(weights, loc.shape, loc.dtype))
+        scale = jnp.broadcast_to(scale, loc.shape).astype(loc.dtype)
+        if loc_var is None:
+            loc_var = jnp.zeros_like(loc)
+        else:
+            loc_var = as_float(loc_var)
+            check_finite("loc_var", loc_var)
+            if broadcast_shape(loc_var, loc.shape, "loc_var", "`loc`") != loc.shape:
+                raise ValueError(
+                    f"`loc_var` of shape {loc_var.shape} must broadcast to `loc`'s {loc.shape}."
+                )
+            loc_var = jnp.broadcast_to(jnp.maximum(loc_var, 0.0), loc.shape).astype(loc.dtype)
+            scale = jnp.sqrt(scale**2 + loc_var)
+        return cls(loc, scale, normalise_weights(weights, loc.shape, loc.dtype), loc_var)
 
     # structure
     @property
@@ -62,7 +80,7 @@ class GaussianMixture(Predictive):
 
     def _affine(self, shift, scale) -> GaussianMixture:
         return GaussianMixture(shift[None] + scale[None] * self.loc, scale[None] * self.scale,
-                               self.weights)
+                               self.weights, scale[None] ** 2 * self.loc_var)
 
     # moments (the math is jitted here so eager calls compile once per shape, not per op)
     @jax.jit
@@ -71,11 +89,12 @@ class GaussianMixture(Predictive):
 
     @jax.jit
     def aleatoric_variance(self) -> jax.Array:
-        return jnp.sum(self.weights * self.scale**2, axis=0)
+        return jnp.sum(self.weights * jnp.maximum(self.scale**2 - self.loc_var, 0.0), axis=0)
 
     @jax.jit
     def epistemic_variance(self) -> jax.Array:
-        return jnp.sum(self.weights * (self.loc - self.mean()[None]) ** 2, axis=0)
+        spread = jnp.sum(self.weights * (self.loc - self.mean()[None]) ** 2, axis=0)
+        return spread + jnp.sum(self.weights * self.loc_var, axis=0)
 
     # distribution
     @jax.jit
@@ -175,5 +194,5 @@ def pick_components(key: jax.Array, weights: jax.Array, n: int) -> jax.Array:
 
 
 jax.tree_util.register_dataclass(
-    GaussianMixture, data_fields=["loc", "scale", "weights"], meta_fields=[]
+    GaussianMixture, data_fields=["loc", "scale", "weights", "loc_var"], meta_fields=[]
 )

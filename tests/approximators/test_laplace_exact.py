@@ -261,7 +261,8 @@ def test_heteroscedastic_glm_split_is_the_linearised_one(x64):
     glm_err = np.max(np.abs(glm.epistemic_variance() / v[:, 0, 0] - 1))
     assert glm_err < 0.01
     # the components keep the linearised mean / raw-scale covariance V_mr
-    rho_s = np.log(np.expm1(np.sqrt(np.asarray(glm.noise_var)) - lik.min_scale))  # [S, N]
+    noise_var = np.asarray(glm.scale) ** 2 - np.asarray(glm.loc_var)  # the components' noise
+    rho_s = np.log(np.expm1(np.sqrt(noise_var) - lik.min_scale))  # [S, N]
     loc_s = np.asarray(glm.loc)
     cov_mr = np.mean((loc_s - loc_s.mean(0)) * (rho_s - rho_s.mean(0)), axis=0)
     bound = 5 * np.sqrt(v[:, 0, 0] * v[:, 1, 1] / s)

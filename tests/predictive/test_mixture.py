@@ -171,3 +171,18 @@ def test_entropy_of_mixture_is_not_defined():
         Predictive.gaussian_mixture(jnp.zeros((2, 3)), 1.0).entropy()
     with pytest.raises(NotImplementedError, match="probs"):
         Predictive.gaussian(0.0, 1.0).probs()
+
+
+def test_loc_var_is_epistemic_and_widens_the_component():
+    """A component with an uncertain mean: N(loc, scale^2 + loc_var); the noise is aleatoric,
+    loc_var epistemic, and affine maps both."""
+    loc = jnp.array([[1.0, 2.0], [3.0, 2.0]])
+    pred = Predictive.gaussian_mixture(loc, 0.5, loc_var=jnp.array([[0.09, 0.0], [0.16, 0.0]]))
+    np.testing.assert_allclose(pred.aleatoric_variance(), [0.25, 0.25], rtol=1e-6)
+    np.testing.assert_allclose(pred.epistemic_variance(), [1.0 + 0.125, 0.0], atol=1e-6)
+    single = Predictive.gaussian_mixture(jnp.array([[0.0]]), 0.6, loc_var=jnp.array([[0.64]]))
+    np.testing.assert_allclose(single.log_prob(jnp.array([0.3])),
+                               scipy.stats.norm(0.0, 1.0).logpdf(0.3), rtol=1e-6)
+    moved = single.affine(1.0, 2.0)
+    np.testing.assert_allclose(moved.epistemic_variance(), [4 * 0.64], rtol=1e-6)
+    np.testing.assert_allclose(moved.aleatoric_variance(), [4 * 0.36], rtol=1e-6)

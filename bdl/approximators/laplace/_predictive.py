@@ -13,67 +13,15 @@ means as epistemic. So each component here is a continuous mixture over its own 
 
 the same split a Monte Carlo predictive over parameter draws estimates.
 
-Stopgap: ``bdl.predictive`` has no constructor for this yet, so ``LinearisedGaussianMixture``
-is a ``GaussianMixture`` whose ``scale`` field holds the TOTAL component sd
-``sqrt(noise^2 + loc_var)``, so every distribution method, the closed-form CRPS and the
-decision layer use the right distribution unchanged; only the two variances and ``affine``
-read the extra fields. Once ``Predictive.gaussian_mixture`` takes a per-component epistemic
-variance this module becomes one call to it.
+This is ``Predictive.gaussian_mixture(loc, noise_scale, loc_var=...)``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
-from bdl.predictive import GaussianMixture, Predictive
-
-
-@dataclasses.dataclass(frozen=True, repr=False, eq=False)
-class LinearisedGaussianMixture(GaussianMixture):
-    """A ``GaussianMixture`` of linearised-Gaussian components (see the module docstring).
-
-    Attributes:
-      loc, weights: as ``GaussianMixture`` (``[S, *batch_shape]``).
-      scale: the total sd of each component, ``sqrt(noise_var + loc_var)``.
-      noise_var: the observation-noise variance of each component (aleatoric).
-      loc_var: the variance of each component's mean (epistemic, e.g. ``J Sigma J^T``).
-    """
-
-    noise_var: jax.Array
-    loc_var: jax.Array
-
-    @classmethod
-    def build(cls, loc, noise_scale, loc_var, weights=None) -> LinearisedGaussianMixture:
-        """``loc``, ``noise_scale`` (> 0), ``loc_var`` (>= 0): ``[S, *batch_shape]``."""
-        noise_var = jnp.broadcast_to(jnp.square(noise_scale), jnp.shape(loc))
-        loc_var = jnp.broadcast_to(jnp.maximum(loc_var, 0.0), jnp.shape(loc))
-        base = GaussianMixture.create(loc, jnp.sqrt(noise_var + loc_var), weights)
-        return cls(base.loc, base.scale, base.weights, noise_var.astype(base.loc.dtype),
-                   loc_var.astype(base.loc.dtype))
-
-    @jax.jit
-    def aleatoric_variance(self) -> jax.Array:
-        return jnp.sum(self.weights * self.noise_var, axis=0)
-
-    @jax.jit
-    def epistemic_variance(self) -> jax.Array:
-        spread = jnp.sum(self.weights * (self.loc - self.mean()[None]) ** 2, axis=0)
-        return spread + jnp.sum(self.weights * self.loc_var, axis=0)
-
-    def _affine(self, shift, scale) -> Predictive:
-        s = scale[None]
-        return LinearisedGaussianMixture(shift[None] + s * self.loc, s * self.scale,
-                                         self.weights, s**2 * self.noise_var, s**2 * self.loc_var)
-
-
-jax.tree_util.register_dataclass(
-    LinearisedGaussianMixture,
-    data_fields=["loc", "scale", "weights", "noise_var", "loc_var"],
-    meta_fields=[],
-)
+from bdl.predictive import Predictive
 
 
 def glm_gaussian(f: jax.Array, var: jax.Array, noise_scale: jax.Array) -> Predictive:
@@ -83,7 +31,7 @@ def glm_gaussian(f: jax.Array, var: jax.Array, noise_scale: jax.Array) -> Predic
     noise = jnp.broadcast_to(noise_scale, f.shape).astype(f.dtype)
     if f.shape[-1] == 1:
         f, loc_var, noise = f[..., 0], loc_var[..., 0], noise[..., 0]
-    return LinearisedGaussianMixture.build(f[None], noise[None], loc_var[None])
+    return Predictive.gaussian_mixture(f[None], noise[None], loc_var=loc_var[None])
 
 
 def glm_heteroscedastic(f: jax.Array, var: jax.Array, z: jax.Array, min_scale: float
@@ -115,4 +63,4 @@ def glm_heteroscedastic(f: jax.Array, var: jax.Array, z: jax.Array, min_scale: f
     loc_var = jnp.broadcast_to(cond_var[None], loc.shape)
     if d == 1:
         loc, noise, loc_var = loc[..., 0], noise[..., 0], loc_var[..., 0]
-    return LinearisedGaussianMixture.build(loc, noise, loc_var)
+    return Predictive.gaussian_mixture(loc, noise, loc_var=loc_var)
