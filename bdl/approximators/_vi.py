@@ -304,7 +304,7 @@ def fit_vi(
     in doubling stages of ``FIRST_STEPS``, ``2 * FIRST_STEPS``, ... optimiser steps (whole
     epochs) up to ``max_epochs`` (default ``MAX_STEPS`` steps); a stage is converged when the mean ELBO of the
     last quarter of the steps is no better than that of the quarter before it (within 3
-    standard errors or ``ELBO_TOL`` nats per example). ``info["converged"]`` says whether it
+    standard errors or ``ELBO_TOL`` nats per example, that error at most ``2 * ELBO_TOL``). ``info["converged"]`` says whether it
     was; at the cap, or after ``epochs`` given and not converged, a
     ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``).
     """
@@ -458,10 +458,11 @@ def _averaged(state, windows: tuple[tuple[int, int, int], ...], per_epoch: int
 
 
 def _elbo_check(train_loss: np.ndarray, window: tuple[int, int, int]) -> dict[str, Any]:
-    """Did the ELBO settle over the averaging ``window`` (epochs)? ``converged`` is False
-    when the mean training loss of its second half is lower than its first half's by more
-    than 3 standard errors and ``ELBO_TOL`` nats per example; None when a half has fewer than
-    two epochs (or the history is shorter than the window, after a resume)."""
+    """Did the ELBO settle over the averaging ``window`` (epochs)? ``converged`` is True
+    when the mean training loss of its second half is lower than its first half's by no more
+    than 3 standard errors or ``ELBO_TOL`` nats per example, and that standard error is at
+    most ``2 * ELBO_TOL`` (too few steps to tell is not converged); None when a half has
+    fewer than two epochs (or the history is shorter than the window, after a resume)."""
     start, mid, end = window
     tail = np.asarray(train_loss, np.float64)[-(end - start):] if end > start else []
     a, b = tail[: mid - start], tail[mid - start:]
@@ -469,8 +470,8 @@ def _elbo_check(train_loss: np.ndarray, window: tuple[int, int, int]) -> dict[st
         return {"converged": None, "elbo_gain": None, "elbo_gain_se": None}
     gain = float(a.mean() - b.mean())
     se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-    return {"converged": not (gain > 3.0 * se and gain > ELBO_TOL), "elbo_gain": gain,
-            "elbo_gain_se": se}
+    settled = gain <= max(3.0 * se, ELBO_TOL) and se <= 2.0 * ELBO_TOL
+    return {"converged": bool(settled), "elbo_gain": gain, "elbo_gain_se": se}
 
 
 def _join(histories: list[dict[str, Any]]) -> dict[str, Any]:
