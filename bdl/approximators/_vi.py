@@ -10,6 +10,16 @@ closed form against the ``IsotropicGaussian`` prior (per-layer precisions throug
 ``prior.precision_tree``). Training is the training core's jitted ``lax.scan`` epoch with a
 per-step key; homoscedastic noise scales are point estimates fitted with the same objective.
 
+The Monte Carlo gradient noise is handled by the optimiser, not by a decay to zero: Adam at a
+constant step size (1e-2) whose iterates are averaged over the last half of the run
+(Polyak-Ruppert, ``tail_average``: an optax transformation whose state holds the running
+means). By default the run is "until converged": doubling stages (2,000, 4,000, ... steps,
+up to 32,000 or ``max_epochs``), each ending with a check that the ELBO no longer improves
+between the last two quarters of the steps; the returned ``q`` is the average of the last
+half. On conjugate Bayesian linear regression this lands within a few hundredths of a
+posterior sd of the exact mean-field optimum (mean = the posterior mean, variances =
+1 / diag(precision)) with 4 draws per step.
+
 Distribution pieces come from ``numpyro.distributions`` (``Normal.rsample`` for the
 reparameterised draws, ``kl_divergence`` for the closed-form Normal-Normal KL). numpyro over
 distrax because it is the lighter, actively maintained dependency (distrax pulls in the
@@ -37,6 +47,7 @@ from numpyro.distributions import Normal, kl_divergence
 
 from bdl._validation import check_choice, check_positive
 from bdl._warnings import NonFiniteError, NotConvergedWarning
+from bdl.approximators._averaging import tail_average, tail_average_params
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions, split_options
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
@@ -138,80 +149,6 @@ def elbo_loss(
         return -(expected - kl_weight * kl) / num_data
 
     return loss
-
-
-class TailAverageState(NamedTuple):
-    """State of ``tail_average``.
-
-    Attributes:
-      inner_state: the wrapped optimiser's state.
-      step: optimiser steps taken (int32 scalar).
-      tail_first: running mean of the iterates of the first half of the current averaging
-        window (zeros before the first window starts).
-      tail_second: the same for its second half.
-    """
-
-    inner_state: Any
-    step: jax.Array
-    tail_first: Params
-    tail_second: Params
-
-
-def tail_average(
-    inner: optax.GradientTransformation, windows: tuple[tuple[int, int, int], ...]
-) -> optax.GradientTransformationExtraArgs:
-    """Polyak-Ruppert (tail) averaging of the iterates of ``inner`` over step windows.
-
-    The updates are those of ``inner``. ``windows`` are increasing, disjoint
-    ``(start, mid, end)`` step ranges (0-based, end excluded); in each, the state keeps the
-    running means of the iterates of steps ``start..mid-1`` and ``mid..end-1`` (restarted
-    when a window begins: step ``t`` gives the iterate after ``t + 1`` updates), read with
-    ``tail_average_params`` at the end of a window. Averaging removes most of the Monte
-    Carlo jitter of a stochastic objective such as the ELBO (the iterates of a constant-step
-    optimiser fluctuate around the optimum; their mean converges to it); the two halves let
-    a caller check that the iterates stopped drifting.
-    """
-    inner = optax.with_extra_args_support(inner)
-    starts, mids, ends = (np.array(col, np.int32).reshape(-1) for col in zip(*windows))
-    if (np.any(starts >= ends) or np.any(mids < starts) or np.any(mids > ends)
-            or np.any(starts[1:] < ends[:-1])):
-        raise ValueError(f"windows must be increasing, disjoint, non-empty (start, mid, end) "
-                         f"step ranges; got {windows}.")
-
-    def init(params):
-        zeros = optax.tree_utils.tree_zeros_like(params)
-        return TailAverageState(inner.init(params), jnp.zeros((), jnp.int32), zeros, zeros)
-
-    def update(updates, state, params=None, **extra_args):
-        if params is None:
-            raise ValueError("tail_average needs `params` in update().")
-        updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
-        new = optax.apply_updates(params, updates)
-        t = state.step
-        k = jnp.clip(jnp.searchsorted(ends, t, side="right"), 0, len(ends) - 1)
-        lo, mid, hi = jnp.asarray(starts)[k], jnp.asarray(mids)[k], jnp.asarray(ends)[k]
-
-        def running_mean(avg, a, b):
-            inside = (t >= a) & (t < b)
-            count = jnp.maximum(t - a + 1, 1)
-            return jax.tree.map(
-                lambda m, p: jnp.where(inside, m + (p - m) / count.astype(m.dtype), m), avg, new
-            )
-
-        state = TailAverageState(inner_state, t + 1, running_mean(state.tail_first, lo, mid),
-                                 running_mean(state.tail_second, mid, hi))
-        return updates, state
-
-    return optax.GradientTransformationExtraArgs(init, update)
-
-
-def tail_average_params(opt_state: Any) -> tuple[Params, Params, jax.Array]:
-    """``(first, second, step)`` of the ``TailAverageState`` nested anywhere in
-    ``opt_state`` (e.g. inside ``optax.multi_transform``)."""
-    state = optax.tree_utils.tree_get(opt_state, "TailAverageState")
-    if state is None:
-        raise ValueError("No tail_average state in this optimiser state.")
-    return state.tail_first, state.tail_second, state.step
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,14 +14,8 @@ from flax import linen, nnx
 from scipy import stats
 
 import bdl
-from bdl.approximators._vi import (
-    elbo_loss,
-    init_mean_field,
-    kl_to_prior,
-    mean_field_scale,
-    tail_average,
-    tail_average_params,
-)
+from bdl.approximators._averaging import tail_average, tail_average_params
+from bdl.approximators._vi import elbo_loss, init_mean_field, kl_to_prior, mean_field_scale
 from bdl.training import build_epoch, init_state
 
 
