@@ -243,7 +243,8 @@ def fit_vi(
     last quarter of the steps is no better than that of the quarter before it (within 3
     standard errors or ``ELBO_TOL`` nats per example, that error at most ``2 * ELBO_TOL``). ``info["converged"]`` says whether it
     was; at the cap, or after ``epochs`` given and not converged, a
-    ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``).
+    ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``). After early
+    stopping on the validation loss (``patience``) ``info["converged"]`` is None.
     """
     train_opts, own = split_options(options, _OWN, "vi")
     num_mc = int(own.get("num_mc_samples", DEFAULT_MC_SAMPLES))
@@ -282,7 +283,7 @@ def fit_vi(
     batch_size = train_opts.resolved_batch_size(n)
     per_epoch = 1 if batch_size >= n else n // batch_size  # optimiser steps per epoch
     stages = _stages(train_opts.epochs, train_opts.max_epochs, per_epoch)
-    windows = tuple(_window(end) for end in stages)  # in epochs
+    windows = tuple(_window(end, prev) for end, prev in zip(stages, (0, *stages[:-1]), strict=True))
     inner = _default_optimizer(train_opts, options)
     if average:
         inner = tail_average(inner, tuple(tuple(e * per_epoch for e in w) for w in windows))
@@ -312,8 +313,11 @@ def fit_vi(
             checkpoint_dir=train_opts.checkpoint_dir, description=f"vi ({subset})",
         )
         histories.append(hist)
+        if int(state.epoch) < end:  # early stopping: the validation loss decided
+            check = {"converged": None, "elbo_gain": None, "elbo_gain_se": None}
+            break
         check = _elbo_check(np.concatenate([h["train_loss"] for h in histories]), window)
-        if int(state.epoch) < end or check["converged"]:  # early stopping or converged
+        if check["converged"]:
             break
     history = _join(histories)
     if average:
@@ -351,10 +355,11 @@ def _stages(epochs: int | None, max_epochs: int | None, per_epoch: int) -> tuple
     return tuple(stages)
 
 
-def _window(end: int) -> tuple[int, int, int]:
-    """The averaging window ``(start, mid, end)`` of a run of ``end`` epochs: its last half,
-    split in two quarters (the first one empty for a 1-epoch run)."""
-    start = end // 2
+def _window(end: int, previous: int) -> tuple[int, int, int]:
+    """The averaging window ``(start, mid, end)`` (epochs) of a stage ending at ``end`` after
+    one ending at ``previous``: the last half of the run, or less so as not to reach back
+    into the previous stage; split in two (the first half empty for a 1-epoch run)."""
+    start = max(end // 2, previous)
     return start, start + (end - start) // 2, end
 
 

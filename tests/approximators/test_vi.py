@@ -15,7 +15,14 @@ from scipy import stats
 
 import bdl
 from bdl.approximators._averaging import tail_average, tail_average_params
-from bdl.approximators._vi import elbo_loss, init_mean_field, kl_to_prior, mean_field_scale
+from bdl.approximators._vi import (
+    _stages,
+    _window,
+    elbo_loss,
+    init_mean_field,
+    kl_to_prior,
+    mean_field_scale,
+)
 from bdl.training import build_epoch, init_state
 
 
@@ -93,6 +100,27 @@ def test_tail_average_keeps_the_mean_iterate_of_each_half_window():
     np.testing.assert_allclose(second["w"], 11.0)  # iterates 10, 11, 12
     with pytest.raises(ValueError, match="windows"):
         tail_average(optax.sgd(1.0), ((4, 2, 6),))
+
+
+@pytest.mark.parametrize(
+    "epochs, max_epochs, per_epoch, want",
+    [
+        (None, None, 1, (2000, 4000, 8000, 16000, 32000)),
+        (None, None, 39, (52, 104, 208, 416, 820)),  # the cap ends a shorter last stage
+        (None, 300, 1, (300,)),
+        (None, 5000, 1, (2000, 4000, 5000)),
+        (40, None, 7, (40,)),
+    ],
+)
+def test_stages_double_up_to_the_cap_with_disjoint_windows(epochs, max_epochs, per_epoch, want):
+    stages = _stages(epochs, max_epochs, per_epoch)
+    assert stages == want
+    windows = [_window(end, prev) for end, prev in zip(stages, (0, *stages[:-1]), strict=True)]
+    assert windows[0] == (stages[0] // 2, stages[0] // 2 + (stages[0] - stages[0] // 2) // 2,
+                          stages[0])
+    for (_, _, end), (start, mid, nxt) in zip(windows, windows[1:], strict=False):
+        assert end <= start < mid < nxt
+    tail_average(optax.sgd(1.0), tuple(tuple(per_epoch * e for e in w) for w in windows))
 
 
 @pytest.mark.parametrize("learning_rate", [1e-2, 1e-3])
