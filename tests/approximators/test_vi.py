@@ -135,6 +135,13 @@ def test_too_few_epochs_warn_not_converged(learning_rate):
     assert post.info["converged"] is False and post.info["epochs"] == 40
 
 
+def test_overflowing_elbo_raises_instead_of_returning_nan():
+    x, y, _, _ = _conjugate_problem()
+    with pytest.raises(bdl.NonFiniteError, match="learning_rate"):
+        bdl.fit("vi", nnx.Linear(3, 1, rngs=nnx.Rngs(0)), bdl.likelihoods.Gaussian(scale=0.5),
+                (x * 1e20, y), key=0, epochs=5)
+
+
 @pytest.mark.slow
 def test_default_mlp_on_a_1d_toy_has_the_right_noise():
     """Default MLP and options, 200 points of sin(x) + N(0, 0.1^2): converged, the fitted
