@@ -16,6 +16,7 @@ import optax
 from jax.sharding import Mesh
 
 from bdl._validation import check_positive
+from bdl._cache import memo
 from bdl.approximators._optimise import batch_setups, optimise_particles
 from bdl.approximators._options import split_options
 from bdl.approximators._posterior import ParticlePosterior, split_seeds
@@ -76,11 +77,13 @@ def with_random_prior(network: Network, scale: float) -> Network:
         k_train, k_anchor = jax.random.split(key)
         return {"trainable": network.init(k_train), "anchor": network.init(k_anchor)}
 
-    def apply(params, x):
+    def forward(params, state, x, *, key=None, train=False):
         anchor = jax.lax.stop_gradient(params["anchor"])
-        return network.apply(params["trainable"], x) + scale * network.apply(anchor, x)
+        out, state = network.forward(params["trainable"], state, x, key=key, train=train)
+        return out + scale * network.forward(anchor, state, x)[0], state
 
-    return Network(init, apply, network.reinitialisable)
+    return network._replace(init=init, forward=memo(("random_prior", network.forward, scale),
+                                                    lambda: forward))
 
 
 def _freeze_anchor(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:

@@ -233,6 +233,8 @@ def _restore_particles(path: Path, network, likelihood: Likelihood, state: Any) 
         raise ValueError(f"`path` {str(path)!r} holds no particle arrays.")
     leading = int(np.shape(leaves[0])[0])
     template = {"net": network.init(jax.random.key(0)), "lik": likelihood.init_params()}
+    if network.has_state:
+        template["state"] = network.init_state(jax.random.key(0))
     template = jax.tree.map(lambda a: jnp.zeros((leading, *jnp.shape(a))), template)
     return _restore(path, template, state, "particles")
 

@@ -154,13 +154,18 @@ def optimise_particles(
     n = data["x"].shape[0]
     num_particles = setup.train_keys.shape[0]
     has_val = setup.val_weights is not None
-    run_chunk, init_states = _program(network.apply, likelihood, options, n, num_particles,
-                                      has_val)
+    # only what the training program reads, so a fit from an NNX instance (whose ``init``
+    # is a fresh closure) still finds the programs compiled before
+    core = Network(None, network.forward, has_state=network.has_state,
+                   stochastic=network.stochastic)
+    run_chunk, init_states = _program(core, likelihood, options, n, num_particles, has_val)
     lik0 = likelihood.init_params()
     params = {
         "net": setup.init_net,
         "lik": jax.tree.map(lambda a: jnp.broadcast_to(a, (num_particles, *a.shape)), lik0),
     }
+    if network.has_state:  # BatchNorm statistics, updated by training-mode passes
+        params["state"] = jax.vmap(network.init_state)(setup.train_keys)
     state = init_states(setup.train_keys, params)
     train_data = {"x": data["x"], "y": data["y"], "w": setup.train_weights}
     val_data = {"x": data["x"], "y": data["y"], "w": setup.val_weights} if has_val else None
@@ -185,8 +190,8 @@ def optimise_particles(
     return state.best_params, history
 
 
-def _program(apply, likelihood: Likelihood, options: TrainOptions, n: int, num_particles: int,
-             has_val: bool):
+def _program(network: Network, likelihood: Likelihood, options: TrainOptions, n: int,
+             num_particles: int, has_val: bool):
     """The jitted chunk ``(state, data, val, num_epochs) -> (state, log)`` and the jitted
     state initialiser for these settings, memoised (``bdl._cache``) so that an identical fit
     reuses the programs compiled for the first one."""
@@ -194,17 +199,18 @@ def _program(apply, likelihood: Likelihood, options: TrainOptions, n: int, num_p
     batch_size = options.resolved_batch_size(n)
     optimizer_key = (options.optimizer if options.optimizer is not None
                      else ("adam+plateau", options.learning_rate))
-    key = ("optimise_particles", apply, likelihood, options.prior, optimizer_key, n, n_train,
+    key = ("optimise_particles", network, likelihood, options.prior, optimizer_key, n, n_train,
            batch_size, num_particles, has_val)
-    return memo(key, lambda: _build_program(apply, likelihood, options, n, n_train,
+    return memo(key, lambda: _build_program(network, likelihood, options, n, n_train,
                                             num_particles, has_val))
 
 
-def _build_program(apply, likelihood, options, n, n_train, num_particles, has_val):
-    network = Network(None, apply)
+def _build_program(network, likelihood, options, n, n_train, num_particles, has_val):
     optimizer = options.resolved_optimizer(n)
     loss = log_joint_loss(network, likelihood, options.prior, n, num_effective=n_train)
-    epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n))
+    epoch = build_epoch(loss, optimizer, n, options.resolved_batch_size(n),
+                        loss_takes_key=network.has_state or network.stochastic,
+                        stateful=network.has_state)
     chunk = build_chunk(epoch, mean_nll(network, likelihood) if has_val else None)
     axes = {"x": None, "y": None, "w": 0}
 

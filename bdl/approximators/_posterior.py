@@ -49,7 +49,8 @@ class ParticlePosterior:
         particles inside a chunk), so large inputs never materialise all activations at once.
         """
         x = check_inputs(x, "x")
-        return _particle_outputs(self.network.apply, self.particles["net"], x, chunk_size)
+        return _particle_outputs(self.network.apply, self.particles["net"],
+                                 self.particles.get("state"), x, chunk_size)
 
     def predict(self, x, *, key: jax.Array | None = None, chunk_size: int = DEFAULT_PREDICT_CHUNK
                 ) -> Predictive:
@@ -69,8 +70,12 @@ class ParticlePosterior:
 
 
 @partial(jax.jit, static_argnames=("apply", "chunk_size"))
-def _particle_outputs(apply, net_particles, x, chunk_size):
-    run = jax.vmap(apply, in_axes=(0, None))
+def _particle_outputs(apply, net_particles, state_particles, x, chunk_size):
+    def run(params, xc):
+        if state_particles is None:
+            return jax.vmap(apply, in_axes=(0, None))(params, xc)
+        return jax.vmap(apply, in_axes=(0, None, 0))(params, xc, state_particles)
+
     n = x.shape[0]
     if n <= chunk_size:
         return run(net_particles, x)

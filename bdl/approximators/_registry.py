@@ -40,6 +40,10 @@ _SEED_BATCHED: dict[str, Callable[..., list[Any]]] = {
 }
 
 
+# methods whose posteriors hold the model's non-parameter state (BatchNorm statistics)
+_CARRIES_STATE = frozenset({"map", "ensemble"})
+
+
 def available() -> list[str]:
     """Names of the registered methods, for ``bdl.fit``."""
     return sorted(_REGISTRY)
@@ -98,4 +102,10 @@ def _prepare(method: str, model: Any, likelihood: Likelihood, data: Any, key: ja
         )
     x = check_inputs(data[0] if isinstance(data, (tuple, list)) and data else data, "x")
     network = as_network(model, x[:1])
+    if network.has_state and method not in _CARRIES_STATE:
+        raise ValueError(
+            f"`model` carries state besides its parameters (BatchNorm statistics), which "
+            f"method {method!r} cannot carry yet; use one of {sorted(_CARRIES_STATE)}, or a "
+            "model without it (LayerNorm, GroupNorm)."
+        )
     return network, prepare_data(data, likelihood, network, key)

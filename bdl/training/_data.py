@@ -59,7 +59,8 @@ def prepare_data(data: Any, likelihood: Likelihood, network: Network, key: jax.A
         )
     if jnp.issubdtype(y.dtype, jnp.floating):
         check_finite("y", y)
-    out = jax.eval_shape(network.apply, jax.eval_shape(network.init, key), x[:1])
+    out = jax.eval_shape(lambda k: network.forward(network.init(k), network.init_state(k),
+                                                   x[:1])[0], key)
     if len(out.shape) != 2:
         raise ValueError(f"`model` must output [N, out] arrays; got shape {out.shape} for x[:1].")
     likelihood.validate_targets(np.asarray(y) if not jnp.issubdtype(y.dtype, jnp.floating) else y,

@@ -74,20 +74,25 @@ def init_state(key: jax.Array, params: Params, optimizer: optax.GradientTransfor
 
 
 def build_epoch(
-    loss_fn: Callable[[Params, Batch], jax.Array],
+    loss_fn: Callable[..., Any],
     optimizer: optax.GradientTransformation,
     num_data: int,
     batch_size: int,
     *,
     loss_takes_key: bool = False,
+    stateful: bool = False,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, jax.Array]]:
     """One epoch: shuffle, then ``lax.scan`` an optimiser step over ``num_data // batch_size``
     minibatches (the last partial batch is dropped; ``batch_size >= num_data`` = full batch,
     no shuffling). Returns the new state and the mean training loss of the epoch.
 
     With ``loss_takes_key=True`` the loss is ``loss_fn(params, batch, key)`` and every step
-    gets its own PRNG key (stochastic objectives such as the VI ELBO). Without it, the key
-    stream is exactly as before (deterministic losses give the same results)."""
+    gets its own PRNG key (stochastic objectives such as the VI ELBO, dropout). Without it,
+    the key stream is exactly as before (deterministic losses give the same results).
+
+    With ``stateful=True`` (a model with BatchNorm statistics) the loss returns
+    ``(loss, new_model_state)`` and ``params["state"]`` is replaced by the new model state
+    after each step (the loss must not differentiate through ``params["state"]``)."""
     full_batch = batch_size >= num_data
     num_batches = 1 if full_batch else num_data // batch_size
     # the loss reaches transformations that read it (reduce_on_plateau); others ignore it
@@ -97,9 +102,15 @@ def build_epoch(
         params, opt_state = carry
         batch, step_key = inputs
         args = (params, batch, step_key) if loss_takes_key else (params, batch)
-        loss, grads = jax.value_and_grad(loss_fn)(*args)
+        if stateful:
+            (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(*args)
+        else:
+            loss, grads = jax.value_and_grad(loss_fn)(*args)
         updates, opt_state = update(grads, opt_state, params, value=loss)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        params = optax.apply_updates(params, updates)
+        if stateful:
+            params = {**params, "state": model_state}
+        return (params, opt_state), loss
 
     def epoch(state: TrainState, data: Batch) -> tuple[TrainState, jax.Array]:
         key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))

@@ -61,29 +61,6 @@ def test_shuffled_init_permutes_each_array_of_a_built_module(key):
             assert not np.array_equal(np.asarray(wa), np.asarray(wb))
 
 
-def test_models_with_batch_statistics_are_refused(key):
-    x, y = _data()
-
-    class LinenBN(linen.Module):
-        @linen.compact
-        def __call__(self, x):
-            return linen.Dense(1)(linen.BatchNorm(use_running_average=False)(x))
-
-    class NNXBN(nnx.Module):
-        def __init__(self, *, rngs):
-            self.bn = nnx.BatchNorm(2, rngs=rngs)
-            self.out = nnx.Linear(2, 1, rngs=rngs)
-
-        def __call__(self, x):
-            return self.out(self.bn(x))
-
-    lik = bdl.likelihoods.Gaussian()
-    with pytest.raises(ValueError, match="batch_stats"):
-        bdl.fit("map", LinenBN(), lik, (x, y), key=key)
-    with pytest.raises(ValueError, match="BatchStat"):
-        bdl.fit("map", lambda rngs: NNXBN(rngs=rngs), lik, (x, y), key=key)
-
-
 def test_mlp_spec_init_is_a_pure_function_of_the_key(key):
     x, _ = _data()
     net = bdl.models.MLP((4, 4), out=3).network(x)
