@@ -1,13 +1,21 @@
 """Posterior approximators behind ``bdl.fit``."""
 
 from bdl.approximators._diagnostics import chain_diagnostics, format_diagnostics
-from bdl.approximators._ensemble import fit_ensemble
+from bdl.approximators._ensemble import EnsembleOptions, fit_ensemble
 from bdl.approximators._hmc import HMCOptions, NUTSOptions, fit_hmc, fit_nuts
 from bdl.approximators._io import load, save
 from bdl.approximators._map import fit_map
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
-from bdl.approximators._registry import available, fit, fit_seeds, register
+from bdl.approximators._method import Method, Posterior, option_names, options_from_kwargs
+from bdl.approximators._registry import (
+    available,
+    fit,
+    fit_seeds,
+    make_options,
+    options_class,
+    register,
+)
 from bdl.approximators._sample_posterior import SamplePosterior
 from bdl.approximators._sampler_common import SamplerOptions
 from bdl.approximators._sgmcmc import (
@@ -22,6 +30,13 @@ from bdl.approximators._vi import MeanField, VIPosterior, fit_vi
 from bdl.approximators.laplace import LaplacePosterior, fit_laplace
 
 __all__ = [
+    "EnsembleOptions",
+    "Method",
+    "Posterior",
+    "make_options",
+    "option_names",
+    "options_class",
+    "options_from_kwargs",
     "CyclicalOptions",
     "HMCOptions",
     "NUTSOptions",

@@ -18,22 +18,45 @@ from jax.sharding import Mesh
 from bdl._validation import check_positive
 from bdl._cache import memo
 from bdl.approximators._optimise import batch_setups, optimise_particles
-from bdl.approximators._options import split_options
+from bdl.approximators._method import options_from_kwargs
+from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior, split_seeds
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, with_shuffled_init
 from bdl.training import Batch
 
-_OWN = ("num_members", "bootstrap", "random_prior_scale")
+@dataclasses.dataclass(frozen=True)
+class EnsembleOptions:
+    """Options of ``"ensemble"``.
+
+    Attributes:
+      train: how each member is trained (``TrainOptions``; its fields are keywords too).
+      num_members: M networks.
+      bootstrap: train each member on a bootstrap resample of the data.
+      random_prior_scale: > 0 adds a fixed random copy of the network scaled by it to each
+        member (randomised prior functions).
+    """
+
+    train: TrainOptions = dataclasses.field(default_factory=TrainOptions)
+    num_members: int = 5
+    bootstrap: bool = False
+    random_prior_scale: float = 0.0
+
+    def __post_init__(self):
+        if int(self.num_members) < 1:
+            raise ValueError(f"`num_members` must be >= 1; got {self.num_members}.")
+        if self.random_prior_scale:
+            check_positive("random_prior_scale", self.random_prior_scale)
 
 
 def fit_ensemble(
-    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch, **options: Any
+    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+    options: EnsembleOptions | None = None, **kwargs: Any,
 ) -> ParticlePosterior:
-    """Deep ensemble. Options: ``num_members`` (default 5), ``bootstrap`` (False),
-    ``random_prior_scale`` (0.0) and every ``TrainOptions`` field. The predictive is the
-    equally weighted mixture of the members' predictives."""
-    return fit_ensemble_seeds(key[None], network, likelihood, data, **options)[0]
+    """Deep ensemble with ``options`` (an ``EnsembleOptions``, or its fields and those of
+    ``TrainOptions`` as keywords). The predictive is the equally weighted mixture of the
+    members' predictives."""
+    return fit_ensemble_seeds(key[None], network, likelihood, data, options, **kwargs)[0]
 
 
 def fit_ensemble_seeds(
@@ -41,30 +64,28 @@ def fit_ensemble_seeds(
     network: Network,
     likelihood: Likelihood,
     data: Batch,
+    options: EnsembleOptions | None = None,
     *,
     mesh: Mesh | None = None,
-    **options: Any,
+    **kwargs: Any,
 ) -> list[ParticlePosterior]:
     """A deep ensemble for every seed key in ``keys`` ``[S]``: all S x M members in one
     compiled program; posterior ``s`` equals ``fit_ensemble(keys[s], ...)``."""
-    train, own = split_options(options, _OWN, "ensemble")
-    m = int(own.get("num_members", 5))
-    if m < 1:
-        raise ValueError(f"`num_members` must be >= 1; got {m}.")
-    prior_scale = float(own.get("random_prior_scale", 0.0))
-    if prior_scale:
-        check_positive("random_prior_scale", prior_scale)
-    bootstrap = bool(own.get("bootstrap", False))
+    opts = options if options is not None else options_from_kwargs(EnsembleOptions, kwargs,
+                                                                   "ensemble")
+    train, m = opts.train, int(opts.num_members)
     # an already-built NNX module: members start from random permutations of its weights
     network = with_shuffled_init(network)
-    if prior_scale:
-        network = with_random_prior(network, prior_scale)
-        train = dataclasses.replace(train, optimizer=_freeze_anchor(train.resolved_optimizer(data["x"].shape[0])))
+    if opts.random_prior_scale:
+        network = with_random_prior(network, opts.random_prior_scale)
+        train = dataclasses.replace(
+            train, optimizer=_freeze_anchor(train.resolved_optimizer(data["x"].shape[0])))
 
-    setup = batch_setups(keys, network, data["x"].shape[0], train, m, bootstrap)
+    setup = batch_setups(keys, network, data["x"].shape[0], train, m, opts.bootstrap)
     particles, history = optimise_particles(network, likelihood, data, train, setup, mesh=mesh,
                                             description=f"ensemble x{m}")
-    info = {"num_members": m, "bootstrap": bootstrap, "random_prior_scale": prior_scale}
+    info = {"num_members": m, "bootstrap": bool(opts.bootstrap),
+            "random_prior_scale": float(opts.random_prior_scale)}
     return split_seeds("ensemble", network, likelihood, particles, history, keys.shape[0],
                        tuple(data["x"].shape[1:]), info)
 

@@ -7,8 +7,9 @@ from typing import Any
 import jax
 from jax.sharding import Mesh
 
+from bdl.approximators._method import options_from_kwargs
 from bdl.approximators._optimise import batch_setups, optimise_particles
-from bdl.approximators._options import split_options
+from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior, split_seeds
 from bdl.likelihoods import Likelihood
 from bdl.models import Network
@@ -16,13 +17,13 @@ from bdl.training import Batch
 
 
 def fit_map(
-    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch, **options: Any
+    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+    options: TrainOptions | None = None, **kwargs: Any,
 ) -> ParticlePosterior:
-    """MAP estimate. Options: those of ``TrainOptions`` (epochs, batch_size, learning_rate,
-    optimizer, prior, validation_fraction, patience, chunk_epochs, progress, checkpoint_dir,
-    init_params). Returns a one-particle posterior whose predictive is a single Gaussian
-    (regression) or categorical (classification)."""
-    return fit_map_seeds(key[None], network, likelihood, data, **options)[0]
+    """MAP estimate with ``options`` (a ``TrainOptions``; or its fields as keywords).
+    Returns a one-particle posterior whose predictive is a single Gaussian (regression) or
+    categorical (classification)."""
+    return fit_map_seeds(key[None], network, likelihood, data, options, **kwargs)[0]
 
 
 def fit_map_seeds(
@@ -30,13 +31,14 @@ def fit_map_seeds(
     network: Network,
     likelihood: Likelihood,
     data: Batch,
+    options: TrainOptions | None = None,
     *,
     mesh: Mesh | None = None,
-    **options: Any,
+    **kwargs: Any,
 ) -> list[ParticlePosterior]:
     """MAP for every seed key in ``keys`` ``[S]`` in one compiled program; posterior ``s``
     equals ``fit_map(keys[s], ...)``."""
-    train, _ = split_options(options, (), "map")
+    train = options if options is not None else options_from_kwargs(TrainOptions, kwargs, "map")
     setup = batch_setups(keys, network, data["x"].shape[0], train)
     particles, history = optimise_particles(network, likelihood, data, train, setup, mesh=mesh,
                                             description="map")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import optax
 
@@ -15,7 +15,8 @@ from bdl.priors import IsotropicGaussian, Prior
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """How a network is trained to (an approximation of) the MAP.
+    """How a network is trained to (an approximation of) the MAP: the options of ``"map"``,
+    composed (as the field ``train``) into every method with an optimisation stage.
 
     Attributes:
       epochs: passes over the data (full batch: optimiser steps); ``None`` (default) trains
@@ -47,6 +48,8 @@ class TrainOptions:
     progress: bool = False
     checkpoint_dir: str | os.PathLike | None = None
     init_params: Any = None
+
+    composable: ClassVar[bool] = True  # bdl.fit routes flat keywords into it
 
     def __post_init__(self):
         if self.epochs is not None and int(self.epochs) < 1:

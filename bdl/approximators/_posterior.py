@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bdl.approximators._method import Posterior
+from bdl.approximators._state import as_state_dict, restore
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
 from bdl.predictive import Predictive
@@ -19,7 +21,7 @@ DEFAULT_PREDICT_CHUNK = 4096
 
 
 @dataclasses.dataclass(frozen=True)
-class ParticlePosterior:
+class ParticlePosterior(Posterior):
     """An equally weighted set of M parameter particles.
 
     Attributes:
@@ -38,6 +40,8 @@ class ParticlePosterior:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
 
+    kind: ClassVar[str] = "particles"
+
     @property
     def num_particles(self) -> int:
         return int(jax.tree.leaves(self.particles)[0].shape[0])
@@ -52,16 +56,40 @@ class ParticlePosterior:
         return _particle_outputs(self.network.apply, self.particles["net"],
                                  self.particles.get("state"), x, chunk_size)
 
-    def predict(self, x, *, key: jax.Array | None = None, chunk_size: int = DEFAULT_PREDICT_CHUNK
-                ) -> Predictive:
-        """Predictive for inputs ``x`` ``[N, ...]``: the mixture over particles.
+    def predict(self, x, *, key: jax.Array | None = None, num_samples: int | None = None,
+                chunk_size: int = DEFAULT_PREDICT_CHUNK) -> Predictive:
+        """Predictive for inputs ``x`` ``[N, ...]``: the mixture over all particles (exact;
+        ``key`` and ``num_samples`` are accepted for a uniform API and ignored).
 
-        Batch shape ``[N]`` (``[N, D]`` for D-column regression targets). ``key`` is accepted
-        for a uniform API; particle predictives need no randomness.
+        Batch shape ``[N]`` (``[N, D]`` for D-column regression targets).
         """
-        del key
+        del key, num_samples
         f = self.outputs(x, chunk_size=chunk_size)
         return self.likelihood.predictive(f, self.particles["lik"])
+
+    def sample_params(self, key: jax.Array, num_samples: int) -> Params:
+        """``num_samples`` particles drawn uniformly with replacement, ``[S, ...]``."""
+        idx = jax.random.randint(key, (int(num_samples),), 0, self.num_particles)
+        return jax.tree.map(lambda a: a[idx], self.particles)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"particles": as_state_dict(self.particles)}
+
+    @classmethod
+    def from_state(cls, state, *, method, network, likelihood, info, input_shape):
+        particles = state["particles"]
+        leaves = jax.tree.leaves(particles)
+        if not leaves:
+            raise ValueError("the saved posterior holds no particle arrays.")
+        leading = int(np.shape(leaves[0])[0])
+        key = jax.random.key(0)
+        template = {"net": network.init(key), "lik": likelihood.init_params()}
+        if network.has_state:
+            template["state"] = network.init_state(key)
+        template = jax.tree.map(lambda a: jnp.zeros((leading, *jnp.shape(a)), jnp.asarray(a).dtype),
+                                template)
+        return cls(method, network, likelihood, restore("`path`", template, particles,
+                                                       "particles"), info, input_shape)
 
     def member(self, i: int) -> ParticlePosterior:
         """The posterior made of particle ``i`` alone."""

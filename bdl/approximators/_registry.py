@@ -8,9 +8,11 @@ from typing import Any
 import jax
 from jax.sharding import Mesh
 
-from bdl.approximators._ensemble import fit_ensemble, fit_ensemble_seeds
+from bdl.approximators._ensemble import EnsembleOptions, fit_ensemble, fit_ensemble_seeds
 from bdl.approximators._hmc import fit_hmc, fit_nuts
 from bdl.approximators._map import fit_map, fit_map_seeds
+from bdl.approximators._method import Method, options_from_kwargs
+from bdl.approximators._options import TrainOptions
 from bdl.approximators._sgmcmc import fit_cyclical_sgld, fit_sghmc, fit_sgld
 from bdl.approximators._vi import fit_vi
 from bdl.approximators.laplace import fit_laplace
@@ -18,10 +20,10 @@ from bdl.likelihoods import Likelihood
 from bdl.models import as_network
 from bdl.training import as_key, check_inputs, prepare_data
 
-# name -> fit(key, network, likelihood, batch, **options) -> posterior
-_REGISTRY: dict[str, Callable[..., Any]] = {
-    "map": fit_map,
-    "ensemble": fit_ensemble,
+# name -> Method (typed options), or a legacy ``fit(key, network, likelihood, batch, **options)``
+_REGISTRY: dict[str, Method | Callable[..., Any]] = {
+    "map": Method(TrainOptions, fit_map, fit_map_seeds, carries_state=True),
+    "ensemble": Method(EnsembleOptions, fit_ensemble, fit_ensemble_seeds, carries_state=True),
     "laplace": fit_laplace,
     "vi": fit_vi,
     "sgld": fit_sgld,
@@ -32,29 +34,35 @@ _REGISTRY: dict[str, Callable[..., Any]] = {
 }
 
 
-# name -> fit_seeds(keys [S], network, likelihood, batch, *, mesh, **options) -> S posteriors,
-# for methods whose seeds train together in one compiled program
-_SEED_BATCHED: dict[str, Callable[..., list[Any]]] = {
-    "map": fit_map_seeds,
-    "ensemble": fit_ensemble_seeds,
-}
-
-
-# methods whose posteriors hold the model's non-parameter state (BatchNorm statistics)
-_CARRIES_STATE = frozenset({"map", "ensemble"})
-
-
 def available() -> list[str]:
     """Names of the registered methods, for ``bdl.fit``."""
     return sorted(_REGISTRY)
 
 
-def register(name: str, fit_fn: Callable[..., Any]) -> None:
-    """Register ``fit_fn(key, network, likelihood, batch, **options)`` under ``name``."""
-    _REGISTRY[name] = fit_fn
+def register(name: str, method: Method | Callable[..., Any]) -> None:
+    """Register a ``Method`` (typed options; see ``bdl.approximators._method``) under
+    ``name``; a plain ``fit(key, network, likelihood, batch, **options)`` is accepted too."""
+    _REGISTRY[name] = method
 
 
-def fit(method: str, model: Any, likelihood: Likelihood, data: Any, *, key: Any, **options: Any):
+def options_class(method: str) -> type | None:
+    """The options dataclass of ``method`` (None for a method registered as a plain
+    function); ``bdl.fit(method, ..., **kwargs)`` builds one from the keywords."""
+    entry = _entry(method)
+    return entry.options if isinstance(entry, Method) else None
+
+
+def make_options(method: str, **kwargs: Any) -> Any:
+    """``method``'s options from flat keywords, checked now (an unknown name or a bad value
+    raises, naming it): what ``bdl.fit(method, ..., **kwargs)`` does first."""
+    entry = _entry(method)
+    if not isinstance(entry, Method):
+        raise TypeError(f"Method {method!r} takes its options as keywords only.")
+    return options_from_kwargs(entry.options, kwargs, method)
+
+
+def fit(method: str, model: Any, likelihood: Likelihood, data: Any, *, key: Any,
+        options: Any = None, **kwargs: Any):
     """Fit a posterior approximation.
 
     Args:
@@ -64,18 +72,25 @@ def fit(method: str, model: Any, likelihood: Likelihood, data: Any, *, key: Any,
       likelihood: ``bdl.likelihoods.Gaussian(...)`` or ``Categorical()``.
       data: ``(x, y)`` with ``x [N, ...]`` and ``y [N]`` / ``[N, D]``.
       key: a ``jax.random.key``; the result is a pure function of it.
-      **options: method options (see each method's docstring); unknown ones raise.
+      options: the method's options object (e.g. ``EnsembleOptions(num_members=3)``), or
+      **kwargs: its fields (and those of the options it composes) as keywords; unknown ones
+        raise.
 
     Returns:
-      A posterior whose ``predict(x, key=...)`` returns a ``bdl.Predictive``.
+      A ``bdl.approximators.Posterior``: ``predict(x, key=...)`` returns a ``bdl.Predictive``.
     """
     key = as_key(key)
     network, batch = _prepare(method, model, likelihood, data, key)
-    return _REGISTRY[method](key, network, likelihood, batch, **options)
+    entry = _REGISTRY[method]
+    if not isinstance(entry, Method):
+        if options is not None:
+            raise TypeError(f"Method {method!r} takes its options as keywords only.")
+        return entry(key, network, likelihood, batch, **kwargs)
+    return entry.fit(key, network, likelihood, batch, _options(entry, method, options, kwargs))
 
 
 def fit_seeds(method: str, model: Any, likelihood: Likelihood, data: Any, *, keys: Any,
-              mesh: Mesh | None = None, **options: Any) -> list[Any]:
+              mesh: Mesh | None = None, options: Any = None, **kwargs: Any) -> list[Any]:
     """Fit one posterior per key of ``keys`` ``[S]``; posterior ``s`` equals
     ``fit(method, ..., key=keys[s], **options)`` (to float tolerance).
 
@@ -87,14 +102,37 @@ def fit_seeds(method: str, model: Any, likelihood: Likelihood, data: Any, *, key
     if keys.ndim != 1:
         raise ValueError(f"`keys` must be a 1-D batch of keys [S]; got shape {keys.shape}.")
     network, batch = _prepare(method, model, likelihood, data, keys[0])
-    if method in _SEED_BATCHED:
-        return _SEED_BATCHED[method](keys, network, likelihood, batch, mesh=mesh, **options)
-    return [_REGISTRY[method](k, network, likelihood, batch, **options) for k in keys]
+    entry = _REGISTRY[method]
+    if not isinstance(entry, Method):
+        if options is not None:
+            raise TypeError(f"Method {method!r} takes its options as keywords only.")
+        return [entry(k, network, likelihood, batch, **kwargs) for k in keys]
+    opts = _options(entry, method, options, kwargs)
+    if entry.fit_seeds is not None:
+        return entry.fit_seeds(keys, network, likelihood, batch, opts, mesh=mesh)
+    return [entry.fit(k, network, likelihood, batch, opts) for k in keys]
+
+
+def _options(entry: Method, method: str, options: Any, kwargs: dict[str, Any]) -> Any:
+    if options is None:
+        return options_from_kwargs(entry.options, kwargs, method)
+    if kwargs:
+        raise TypeError(f"Pass either `options` or keyword options to {method!r}, not both "
+                        f"(got both and {sorted(kwargs)}).")
+    if not isinstance(options, entry.options):
+        raise TypeError(f"`options` for {method!r} must be a {entry.options.__name__}; got "
+                        f"{type(options).__name__}.")
+    return options
+
+
+def _entry(method: str):
+    if method not in _REGISTRY:
+        raise ValueError(f"Unknown method {method!r}; available: {', '.join(available())}.")
+    return _REGISTRY[method]
 
 
 def _prepare(method: str, model: Any, likelihood: Likelihood, data: Any, key: jax.Array):
-    if method not in _REGISTRY:
-        raise ValueError(f"Unknown method {method!r}; available: {', '.join(available())}.")
+    entry = _entry(method)
     if not isinstance(likelihood, Likelihood):
         raise TypeError(
             f"`likelihood` must be a bdl likelihood (Gaussian, Categorical); got "
@@ -102,10 +140,12 @@ def _prepare(method: str, model: Any, likelihood: Likelihood, data: Any, key: ja
         )
     x = check_inputs(data[0] if isinstance(data, (tuple, list)) and data else data, "x")
     network = as_network(model, x[:1])
-    if network.has_state and method not in _CARRIES_STATE:
+    if network.has_state and not (isinstance(entry, Method) and entry.carries_state):
+        carriers = sorted(n for n, e in _REGISTRY.items()
+                          if isinstance(e, Method) and e.carries_state)
         raise ValueError(
             f"`model` carries state besides its parameters (BatchNorm statistics), which "
-            f"method {method!r} cannot carry yet; use one of {sorted(_CARRIES_STATE)}, or a "
-            "model without it (LayerNorm, GroupNorm)."
+            f"method {method!r} cannot carry yet; use one of {carriers}, or a model without "
+            "it (LayerNorm, GroupNorm)."
         )
     return network, prepare_data(data, likelihood, network, key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,8 @@ class SamplePosterior(ParticlePosterior):
     HMC/NUTS acceptance rate and divergences), ``draw_info`` (per-draw sampler statistics
     ``[C, D]``) and ``timing``.
     """
+
+    kind: ClassVar[str] = "samples"
 
     @property
     def num_chains(self) -> int:

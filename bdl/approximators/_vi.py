@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,8 +49,10 @@ from bdl._validation import check_choice, check_positive
 from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._averaging import tail_average, tail_average_params
 from bdl.approximators._map import fit_map
+from bdl.approximators._method import Posterior
 from bdl.approximators._options import TrainOptions, split_options
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
+from bdl.approximators._state import as_state_dict, get_path, json_path, register_named_tuple, restore
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
 from bdl.predictive import Predictive
@@ -84,6 +86,9 @@ class MeanField(NamedTuple):
 
     loc: Params
     raw_scale: Params
+
+
+register_named_tuple(MeanField)
 
 
 def init_mean_field(loc: Params, init_scale: float) -> MeanField:
@@ -152,7 +157,7 @@ def elbo_loss(
 
 
 @dataclasses.dataclass(frozen=True)
-class VIPosterior:
+class VIPosterior(Posterior):
     """A mean-field Gaussian over (a subset of) the network parameters.
 
     Attributes:
@@ -177,6 +182,27 @@ class VIPosterior:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
 
+    kind: ClassVar[str] = "vi"
+
+    def to_state(self) -> dict[str, Any]:
+        return {"loc": as_state_dict(self.q.loc), "raw_scale": as_state_dict(self.q.raw_scale),
+                "lik_params": as_state_dict(self.lik_params),
+                "fixed": as_state_dict(self.fixed), "path": json_path(self.path)}
+
+    @classmethod
+    def from_state(cls, state, *, method, network, likelihood, info, input_shape):
+        template = network.init(jax.random.key(0))
+        path = tuple(state["path"])
+        sub = get_path(template, path)
+        q = MeanField(restore("`path`", sub, state["loc"], "variational means"),
+                      restore("`path`", sub, state["raw_scale"], "variational scales"))
+        lik_params = restore("`path`", likelihood.init_params(), state["lik_params"],
+                             "likelihood parameters")
+        fixed = {} if not path else restore("`path`", template, state["fixed"],
+                                            "network parameters")
+        return cls(method, network, likelihood, q, lik_params, fixed, path, info,
+                   tuple(input_shape))
+
     @property
     def elbo(self) -> np.ndarray:
         """ELBO (full data set, KL weighted by ``kl_weight``) per epoch ``[E]``: the mean of
@@ -192,8 +218,10 @@ class VIPosterior:
         return mean_field_scale(self.q)
 
     def sample_params(self, key: jax.Array, num_samples: int) -> Params:
-        """Full network parameter draws from ``q``, leading axis ``[S, ...]``."""
-        return _sample_full(self.path, self.fixed, self.q, key, int(num_samples))
+        """``{"net": [S, ...], "lik": [S, ...]}``: full network parameter draws from ``q``
+        and the likelihood's point estimates, repeated."""
+        return {"net": _sample_full(self.path, self.fixed, self.q, key, int(num_samples)),
+                "lik": _broadcast(self.lik_params, int(num_samples))}
 
     def outputs(self, x, *, key: jax.Array, num_samples: int = 100,
                 chunk_size: int = DEFAULT_PREDICT_CHUNK) -> jax.Array:
@@ -215,8 +243,7 @@ class VIPosterior:
 
     def to_particles(self, key: jax.Array, num_samples: int) -> ParticlePosterior:
         """``num_samples`` draws as a ``ParticlePosterior`` (e.g. to ``save`` them)."""
-        particles = {"net": self.sample_params(key, num_samples),
-                     "lik": _broadcast(self.lik_params, num_samples)}
+        particles = self.sample_params(key, num_samples)
         return ParticlePosterior(self.method, self.network, self.likelihood, particles,
                                  self.info, self.input_shape)
 

@@ -193,3 +193,30 @@ def test_load_refuses_another_likelihood(map_post, tmp_path):
     with pytest.raises(ValueError, match="`likelihood`.*heteroscedastic"):
         load(path, bdl.models.MLP((8,), out=2, activation="tanh"),
              bdl.likelihoods.Gaussian("heteroscedastic"))
+
+
+def test_posterior_format_v2_still_loads(map_post, tmp_path):
+    """v2 kept the particles as a plain state dict and the settings in meta.json."""
+    from bdl.approximators._state import as_state_dict, encode
+
+    path = tmp_path / "v2"
+    path.mkdir()
+    (path / "arrays.msgpack").write_bytes(serialization.msgpack_serialize(
+        {"particles": as_state_dict(map_post.particles)}))
+    (path / "info.msgpack").write_bytes(serialization.msgpack_serialize(encode({})))
+    (path / "meta.json").write_text(json.dumps({
+        "format": "bdl-posterior-v2", "kind": "particles", "method": "map",
+        "input_shape": [2], "likelihood": repr(LIK), "dropped_info": []}))
+    _same_predictive(map_post, load(path, MODEL, LIK))
+
+
+def test_every_posterior_follows_the_contract(map_post):
+    from bdl.approximators import Posterior
+
+    assert isinstance(map_post, Posterior)
+    draws = map_post.sample_params(jax.random.key(0), 4)
+    assert jax.tree.leaves(draws["net"])[0].shape[0] == 4
+    state = map_post.to_state()
+    back = type(map_post).from_state(state, method="map", network=map_post.network,
+                                     likelihood=LIK, info={}, input_shape=(2,))
+    _same_predictive(map_post, back)

@@ -260,7 +260,7 @@ def test_last_layer_classification():
                    key=jax.random.key(0), epochs=200, learning_rate=1e-2, subset="last_layer",
                    init_scale=0.1)
     assert post.path == ("layers", 1)
-    draws = post.sample_params(jax.random.key(1), 3)
+    draws = post.sample_params(jax.random.key(1), 3)["net"]
     body, head = draws["layers"][0]["kernel"], draws["layers"][1]["kernel"]
     np.testing.assert_array_equal(body[0], body[1])  # the body is fixed at the MAP fit
     assert not np.allclose(head[0], head[1])

@@ -24,15 +24,20 @@ program, compiled once per input shape and option set.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bdl._validation import check_choice, check_finite, check_positive
+from bdl.approximators._method import Posterior
+from bdl.approximators._state import as_state_dict, register_named_tuple, restore
 from bdl.approximators.laplace._curvature import (
     Curvature,
+    DiagGGN,
+    FullGGN,
+    KronGGN,
     jacobian_from_taps,
     output_gradients,
     per_example_jacobian,
@@ -40,6 +45,7 @@ from bdl.approximators.laplace._curvature import (
 from bdl.approximators.laplace._gaussian import (
     DiagFactor,
     Factor,
+    FullFactor,
     KronFactor,
     covariance,
     sample,
@@ -58,8 +64,12 @@ from bdl.training import as_key, check_inputs
 DEFAULT_PREDICT_CHUNK = 4096
 
 
+for _named in (FullGGN, DiagGGN, KronGGN, FullFactor, DiagFactor, KronFactor, FitTerms, Hyper):
+    register_named_tuple(_named)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class LaplacePosterior:
+class LaplacePosterior(Posterior):
     """``N(theta*, P^{-1})`` over the parameters ``subset`` covers; the rest stay at the MAP.
 
     Attributes:
@@ -91,6 +101,48 @@ class LaplacePosterior:
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
     _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    kind: ClassVar[str] = "laplace"
+
+    # ------------------------------------------------------------------ the contract
+    def sample_params(self, key: jax.Array, num_samples: int) -> Params:
+        """``{"net": [S, ...], "lik": [S, ...]}``: network draws (``sample``) and the
+        (tuned) likelihood parameters, repeated."""
+        return {"net": self.sample(key, num_samples),
+                "lik": self._lik_params(self.hyper, int(num_samples))}
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "net_params": as_state_dict(self.net_params),
+            "theta": self.theta,
+            "curvature": self.curvature,
+            "terms": self.terms,
+            "hyper": self.hyper,
+            "factor": self.factor,
+            "hessian": self.hessian,
+            "subset": self.subnet.subset,
+        }
+
+    @classmethod
+    def from_state(cls, state, *, method, network, likelihood, info, input_shape):
+        from bdl.approximators.laplace._subnet import build_subnet
+
+        template = network.init(jax.random.key(0))
+        net_params = restore("`path`", template, state["net_params"], "network parameters")
+        subnet = build_subnet(network, net_params, jnp.zeros((1, *input_shape), jnp.float32),
+                              state["subset"])
+        theta = jnp.asarray(state["theta"])
+        if theta.shape != (subnet.num_params,):
+            raise ValueError(
+                f"`path`: the saved Laplace posterior covers {theta.shape[0]} parameters but "
+                f"`model` has {subnet.num_params} under subset={state['subset']!r}; was it "
+                "saved with a different model?"
+            )
+        arrays = {k: jax.tree.map(jnp.asarray, state[k])
+                  for k in ("curvature", "terms", "hyper", "factor")}
+        return cls(method, network, likelihood, net_params, subnet, state["hessian"], theta,
+                   arrays["curvature"], arrays["terms"], arrays["hyper"], arrays["factor"],
+                   info, tuple(input_shape))
 
     # ------------------------------------------------------------------ hyper-parameters
     @property
