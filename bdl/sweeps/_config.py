@@ -254,9 +254,37 @@ def _parse(raw: dict[str, Any]) -> SweepSpec:
                                    for k, v in value.items()}
         else:
             options[key] = _option(f"options.{key}", key, value)
+    for method in grid["method"]:
+        _check_method_options(method, options, method_options.get(method, {}))
     spec = SweepSpec(name, seeds, grid, options, method_options, utilities)
     spec.configurations()  # checks what needs the data sets (utility kind vs task)
     return spec
+
+
+def _check_method_options(method: str, common: dict[str, tuple],
+                          own: dict[str, tuple]) -> None:
+    """Every option a method gets must be a field of its options class (or of the options
+    it composes), and every swept value must build one: errors name the key at load time,
+    not as failed runs later."""
+    from bdl.approximators import make_options, option_names, options_class
+
+    cls = options_class(method)
+    if cls is None:  # a method registered as a plain function checks its keywords itself
+        return
+    known = set(option_names(cls)) | {"prior_precision"}  # the runner maps it to `prior`
+    for prefix, table in (("options", common), (f"options.{method}", own)):
+        for name, values in table.items():
+            key = f"{prefix}.{name}"
+            if name not in known:
+                raise ConfigError(key, f"not an option of {method!r} ({cls.__name__}); known: "
+                                       f"{sorted(known)}.")
+            if name == "prior_precision":
+                continue
+            for value in values:
+                try:
+                    make_options(method, **{name: value})
+                except (TypeError, ValueError) as err:
+                    raise ConfigError(key, f"{value!r} is not valid for {method!r}: {err}") from None
 
 
 def _known_keys(prefix: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:

@@ -41,6 +41,10 @@ def _with(**sections):
         (_with(options={"prior": 1.0}), "options.prior"),
         (_with(options={"nope": {"epochs": 3}}), "options.nope"),
         (_with(options={"map": {"epochs": [[1, 2]]}}), "options.map.epochs"),
+        # validated against the method's options class at load time
+        (_with(options={"map": {"num_members": 3}}), "options.map.num_members"),
+        (_with(options={"epochz": 3}), "options.epochz"),
+        (_with(options={"map": {"epochs": [10, 0]}}), "options.map.epochs"),
         (_with(utilities={"u": {"kind": "threshold", "t": 0.0}}), "utilities.u.kind"),
         (_with(utilities={"u": {"kind": "asymmetric", "undr": 1.0}}), "utilities.u.undr"),
         ({"seeds": 1, "grid": {"dataset": "sine"}}, "grid.method"),
