@@ -1,13 +1,13 @@
 """Sweep benchmark: 32 seeds of one MAP configuration, vmapped vs one after another.
 
-Run:  .venv/bin/python -m bench.sweep_speed [--seeds 32] [--epochs 500] [--quick]
+Run:  .venv/bin/python -m utilities.bench.sweep_speed [--seeds 32] [--epochs 500] [--quick]
 
 1. Fit: ``bdl.approximators.fit_seeds`` (all seeds in ONE compiled, vmapped program) against
    32 sequential ``bdl.fit`` calls in the same process. Compile time is included in both
    (every ``bdl.fit`` builds and compiles its own program, as a user's loop over seeds does).
    Model MLP(50, 50) tanh, full-batch Adam, lr 1e-2, on two data sets:
    ``diabetes`` (353 x 10 training points, the sweep registry's: the typical sweep workload)
-   and, unless ``--quick``, the peer problem (2,000 x 8, ``bench/_common.py``: compute-bound
+   and, unless ``--quick``, the peer problem (2,000 x 8, ``utilities/bench/_common.py``: compute-bound
    on a small CPU, where vmapping saves compilation but not run time).
    Target (issue 8): vmapped >= 8x faster. An untimed warm-up fit (1 epoch) first takes the
    process's one-time start-up costs off both timings.
@@ -15,7 +15,7 @@ Run:  .venv/bin/python -m bench.sweep_speed [--seeds 32] [--epochs 500] [--quick
    fit + predict + metrics + decision metrics on ``diabetes``, as a sweep runs.
 Seed s of both ways is compared (max |predictive-mean difference|, max |CRPS difference|):
 equal at first, the two float orders drift apart over hundreds of Adam steps.
-Results are appended to ``bench/results/sweep_speed.jsonl``.
+Results are appended to ``utilities/bench/results/sweep_speed.jsonl``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 import bdl
 from bdl import sweeps
-from bench._common import peer_regression_data, write_result
+from utilities.bench._common import peer_regression_data, write_result
 
 
 def _data(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 # the peer scripts beside the checkout (BDL_PEERS overrides: a copy of the checkout elsewhere)
-PEERS = Path(os.environ.get("BDL_PEERS") or Path(__file__).resolve().parents[2] / "shared" / "bench-peers")
+PEERS = Path(os.environ.get("BDL_PEERS") or Path(__file__).resolve().parents[3] / "shared" / "bench-peers")
 
 
 def peer_regression_data(seed=0, n_train=2000, n_test=1000, d=8, sigma=0.1):

@@ -1,7 +1,7 @@
 """NUTS warm-up study: which adaptation samples the peer BNN best, per leapfrog and per second.
 
-Run:  .venv/bin/python -m bench.nuts_adaptation --seeds 0:4 [--variants a,b,...]
-      .venv/bin/python -m bench.nuts_adaptation --summary bench/results/nuts_adaptation.jsonl
+Run:  .venv/bin/python -m utilities.bench.nuts_adaptation --seeds 0:4 [--variants a,b,...]
+      .venv/bin/python -m utilities.bench.nuts_adaptation --summary utilities/bench/results/nuts_adaptation.jsonl
 
 The problem is the one of ``shared/bench-peers/numpyro_nuts_bench.py`` (4-10-1 tanh BNN, 61
 parameters, 200 points, N(0, 1) priors, noise 0.1), 500 warm-up steps and 1,000 draws, one
@@ -53,8 +53,8 @@ from jax.flatten_util import ravel_pytree
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
 from bdl.approximators._hmc import reasonable_step_size
-from bench._common import RESULTS
-from bench.sampling_speed import _peer_nuts_module
+from utilities.bench._common import RESULTS
+from utilities.bench.sampling_speed import _peer_nuts_module
 
 VARIANTS = ("window", "numpyro_style", "dense", "window_grow", "fisher", "lowrank", "numpyro")
 TARGET = 0.8

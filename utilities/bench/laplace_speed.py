@@ -1,6 +1,6 @@
 """Laplace benchmark: bdl vs laplace-torch on the peer problem (fit, marglik, GLM predictive).
 
-Run:  .venv/bin/python -m bench.laplace_speed [--torch-python .venv-peers-torch/bin/python]
+Run:  .venv/bin/python -m utilities.bench.laplace_speed [--torch-python .venv-peers-torch/bin/python]
 
 Problem (``shared/bench-peers/laplace_torch_bench.py``): MLP 8-50-50-1 tanh (3,051 parameters),
 2,000 training points, 1,000 test points. MAP: 2,000 full-batch Adam steps, lr 1e-3, weight
@@ -21,7 +21,7 @@ the compiled programs after a warm-up run; ``*_first_run_s`` is the first run in
 for predict). With ``--torch-python`` the peer script runs right after in the
 same go (torch and laplace-torch live in their own venv, never a bdl dependency); otherwise
 the recorded peer figures are quoted. Results are appended to
-``bench/results/laplace_speed.jsonl``.
+``utilities/bench/results/laplace_speed.jsonl``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bdl.approximators import ParticlePosterior
 from bdl.approximators.laplace import build_stages
 from bdl.approximators.laplace._marglik import Hyper
 from bdl.models import as_network
-from bench._common import PEERS, peer_regression_data, peer_results, write_result
+from utilities.bench._common import PEERS, peer_regression_data, peer_results, write_result
 
 SIGMA = 0.1
 # (subset, hessian, peer configuration it is compared with)

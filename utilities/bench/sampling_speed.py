@@ -1,6 +1,6 @@
 """Sampling benchmark: SG-MCMC step cost vs SGD, and NUTS vs numpyro on the peer BNN.
 
-Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
+Run:  .venv/bin/python -m utilities.bench.sampling_speed [--skip-nuts] [--full] [--force]
 
 1. Step cost, on the peer regression MLP (8-50-50-1 tanh, 3,051 parameters, 2,000 points):
    one SGLD step and one SGHMC integration step (one minibatch gradient each) against one plain
@@ -28,7 +28,7 @@ Run:  .venv/bin/python -m bench.sampling_speed [--skip-nuts] [--full] [--force]
    protocol: 3 seeds, 500 warm-up + 1,000 draws (about 10 minutes on 2 cores). Wall-clock
    timings need an idle machine: the NUTS part refuses to run when the 1-minute load average
    is >= 1.5 unless ``--force`` is given.
-Results are appended to ``bench/results/sampling_speed.jsonl``.
+Results are appended to ``utilities/bench/results/sampling_speed.jsonl``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 import bdl
 from bdl.approximators._sampler_common import log_density_fn
 from bdl.approximators._sgmcmc import KERNEL_KEY_IMPL, kernel_key
-from bench._common import PEERS, peer_regression_data, write_result
+from utilities.bench._common import PEERS, peer_regression_data, write_result
 
 MAX_TREE = 2**10 - 1
 

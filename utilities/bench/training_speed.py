@@ -1,6 +1,6 @@
 """Training-core benchmark: MAP vs the PyTorch loop, vmapped ensemble vs a sequential loop.
 
-Run:  .venv/bin/python -m bench.training_speed [--torch-python .venv-torch/bin/python]
+Run:  .venv/bin/python -m utilities.bench.training_speed [--torch-python .venv-torch/bin/python]
 
 1. MAP on the peer problem (MLP 8-50-50-1 tanh, 2,000 points, 2,000 full-batch Adam steps,
    lr 1e-3, weight decay 1e-4 == Gaussian prior precision 0.2 at N=2,000, MSE == Gaussian
@@ -12,7 +12,7 @@ Run:  .venv/bin/python -m bench.training_speed [--torch-python .venv-torch/bin/p
 3. The floor: both problems as a hand-written JAX program (MLP, optax Adam, one ``lax.scan``,
    no bdl), timed in the same go: what XLA on this machine allows.
 Compile time is reported apart from run time (ahead-of-time compilation in the host loop).
-Results are appended to ``bench/results/training_speed.jsonl``.
+Results are appended to ``utilities/bench/results/training_speed.jsonl``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import bdl
-from bench._common import peer_regression_data, peer_results, write_result
+from utilities.bench._common import peer_regression_data, peer_results, write_result
 
 TORCH_LOOP = r"""
 import json, sys, time, numpy as np, torch

@@ -1,0 +1,1 @@
+"""Developer tooling: speed benchmarks (utilities/bench)."""
