@@ -101,7 +101,8 @@ def test_bad_outcomes_raise():
         decisions.evaluate(pred, jnp.array([1.0, jnp.nan, 3.0]), u)
     with pytest.raises(ValueError, match="`num_bins`"):
         decisions.evaluate(pred, TRUTH, u, num_bins=0)
-    broken = GaussianMixture(jnp.full((1, 3), jnp.nan), jnp.ones((1, 3)), jnp.ones((1, 3)))
+    broken = GaussianMixture(jnp.full((1, 3), jnp.nan), jnp.ones((1, 3)), jnp.ones((1, 3)),
+                             jnp.zeros((1, 3)))
     with pytest.raises(ValueError, match="`pred` gives non-finite"):
         decisions.evaluate(broken, TRUTH, u)
 
