@@ -1,14 +1,14 @@
-"""Training: a jitted ``lax.scan`` epoch, chunks of epochs, and a thin host loop.
+"""Training: a jitted ``lax.scan`` epoch, chunks of epochs, run by the one host driver.
 
 Everything inside ``run_chunk`` is a pure function of ``(state, data)``, so ``jax.vmap`` over
-a leading member/seed axis of the state trains many networks in one compiled program. The
-host loop only decides when to stop, shows progress and writes checkpoints.
+a leading member/seed axis of the state trains many networks in one compiled program.
+``train`` is the optimisation methods' use of ``bdl.training._driver.drive``: it decides when
+to stop (budget, convergence, early stopping) and what to record.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,12 +19,12 @@ import numpy as np
 import optax
 from flax import serialization
 
-from bdl._cache import memo
-from bdl._host import atomic_write, progress_bar
+from bdl._host import atomic_write
 from bdl._warnings import NonFiniteError
 from bdl.models import Params
 from bdl.training import _convergence
 from bdl.training._data import Batch
+from bdl.training._driver import drive
 
 
 class TrainState(NamedTuple):
@@ -220,60 +220,35 @@ def train(
     if ckpt is not None and ckpt.exists():
         state = serialization.from_bytes(state, ckpt.read_bytes())
     done = int(np.max(np.asarray(state.epoch)))
-    train_hist, val_hist = [], []
-    compiled: dict[int, Callable] = {}
-    compile_s = run_s = 0.0
-    bar = progress_bar(progress, cap, done, description, unit="epoch")
-    while done < cap:
-        n = min(chunk_epochs, cap - done)
-        if n not in compiled:  # ahead-of-time compile, so compile time is reported apart
-            t0 = time.perf_counter()
-            compiled[n] = _compiled(run_chunk, state, data, val_data, n)
-            compile_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        state, log = compiled[n](state, data, val_data)
-        jax.block_until_ready(state)
-        run_s += time.perf_counter() - t0
+    losses_so_far: list[np.ndarray] = []
+
+    def after_chunk(state: TrainState, log: ChunkLog, done: int) -> bool:
         _check_finite(log, done, description)
-        done += n
-        train_hist.append(np.asarray(log.train_loss))
-        val_hist.append(np.asarray(log.val_loss))
-        if bar is not None:
-            bar.update(n)
-            bar.set_postfix(loss=float(np.mean(train_hist[-1])), val=float(np.mean(val_hist[-1])))
-        if ckpt is not None:
-            atomic_write(ckpt, serialization.to_bytes(state))
+        losses_so_far.append(np.asarray(log.train_loss))
         if patience is not None and val_data is not None:
             if np.all(np.asarray(state.since_best) >= patience):
-                break
-        if until_converged and np.all(
-            _convergence.converged(np.concatenate(train_hist, -1), state.opt_state, chunk_epochs)
-        ):
-            break
-    if bar is not None:
-        bar.close()
-    losses = np.concatenate(train_hist, axis=-1) if train_hist else np.zeros((0,))
+                return True
+        return until_converged and bool(np.all(_convergence.converged(
+            np.concatenate(losses_so_far, -1), state.opt_state, chunk_epochs)))
+
+    state, logs, timing = drive(
+        state, run_chunk, total=cap, chunk=chunk_epochs, done=done,
+        args_for=lambda done, n: (data, val_data), after_chunk=after_chunk,
+        save=None if ckpt is None else lambda s: atomic_write(ckpt, serialization.to_bytes(s)),
+        progress=progress, description=description, unit="epoch",
+    )
+    losses = np.concatenate([np.asarray(g.train_loss) for g in logs], axis=-1) if logs \
+        else np.zeros((0,))
     history = {
         "train_loss": losses,
-        "val_loss": np.stack(val_hist, axis=-1) if val_hist else np.zeros((0,)),
+        "val_loss": np.stack([np.asarray(g.val_loss) for g in logs], axis=-1) if logs
+        else np.zeros((0,)),
         "converged": _convergence.converged(losses, state.opt_state, chunk_epochs)
-        if train_hist else np.ones(1, bool),
-        "epochs": done,
-        "compile_s": compile_s,
-        "run_s": run_s,
+        if logs else np.ones(1, bool),
+        "epochs": int(np.max(np.asarray(state.epoch))),
+        **timing,
     }
     return state, history
-
-
-def _compiled(run_chunk: Callable, state, data, val_data, num_epochs: int) -> Callable:
-    """``run_chunk`` compiled ahead of time for these argument types, memoised: a repeated
-    fit with the same program and shapes compiles nothing."""
-    args = (state, data, val_data)
-    spec = (jax.tree.structure(args), tuple(
-        (jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
-         getattr(a, "sharding", None)) for a in jax.tree.leaves(args)))
-    return memo(("train_chunk", run_chunk, num_epochs, spec),
-                lambda: run_chunk.lower(*args, num_epochs).compile())
 
 
 def _check_finite(log: ChunkLog, done: int, description: str) -> None:
