@@ -12,8 +12,8 @@ from bdl import (
     sweeps,
     training,
 )
-from bdl.approximators import available, fit
 from bdl._warnings import DiagnosticsWarning, NonFiniteError, NotConvergedWarning
+from bdl.approximators import available, fit
 from bdl.predictive import Predictive
 
 __all__ = [

@@ -5,9 +5,9 @@ from bdl.approximators._ensemble import EnsembleOptions, fit_ensemble
 from bdl.approximators._hmc import HMCOptions, NUTSOptions, fit_hmc, fit_nuts
 from bdl.approximators._io import load, save
 from bdl.approximators._map import fit_map
+from bdl.approximators._method import Method, Posterior, option_names, options_from_kwargs
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
-from bdl.approximators._method import Method, Posterior, option_names, options_from_kwargs
 from bdl.approximators._registry import (
     available,
     fit,
@@ -26,7 +26,7 @@ from bdl.approximators._sgmcmc import (
     fit_sghmc,
     fit_sgld,
 )
-from bdl.approximators._vi import MeanField, VIPosterior, fit_vi
+from bdl.approximators._vi import MeanField, VIOptions, VIPosterior, fit_vi
 from bdl.approximators.laplace import LaplacePosterior, fit_laplace
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "ParticlePosterior",
     "TrainOptions",
     "VIPosterior",
+    "VIOptions",
     "available",
     "fit",
     "fit_ensemble",

@@ -15,15 +15,16 @@ import jax
 import optax
 from jax.sharding import Mesh
 
-from bdl._validation import check_positive
 from bdl._cache import memo
-from bdl.approximators._optimise import batch_setups, optimise_particles
+from bdl._validation import check_positive
 from bdl.approximators._method import options_from_kwargs
+from bdl.approximators._optimise import batch_setups, optimise_particles
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior, split_seeds
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, with_shuffled_init
 from bdl.training import Batch
+
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleOptions:

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import optax
 
 from bdl._validation import check_positive
-from bdl.training._convergence import default_optimizer
 from bdl.priors import IsotropicGaussian, Prior
+from bdl.training._convergence import default_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
