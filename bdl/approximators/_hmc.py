@@ -4,8 +4,9 @@ Each chain first runs ``blackjax.window_adaptation`` (``num_warmup`` steps: dual
 size towards ``target_acceptance_rate`` and a diagonal, or dense, mass matrix from expanding
 windows), then ``num_samples * thinning`` steps of ``blackjax.hmc`` / ``blackjax.nuts`` with
 its own adapted step size and mass matrix. Chains are vmapped (one compiled program); the
-sampling phase runs in ``lax.scan`` chunks with checkpoints (see ``_sampling_loop``); the
-warm-up is one compiled call, checkpointed when it ends.
+warm-up and the sampling phase run in the shared loop's ``lax.scan`` chunks, with progress and
+checkpoints (see ``_sampling_loop``). The programs are memoised per configuration
+(``_programs``): a repeated identical fit compiles nothing.
 
 The sampler works on the flat vector of all parameters (``ravel_pytree`` of ``{"net",
 "lik"}``), so the integrator updates one array per leapfrog step whatever the network's
@@ -18,7 +19,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import blackjax
 import jax
@@ -29,18 +30,23 @@ from blackjax.adaptation.step_size import dual_averaging_adaptation, find_reason
 from blackjax.adaptation.window_adaptation import build_schedule
 from jax.flatten_util import ravel_pytree
 
+from bdl._cache import memo
 from bdl._validation import check_positive
+from bdl.approximators._method import options_from_kwargs
 from bdl.approximators._sample_posterior import SamplePosterior, assemble_posterior
 from bdl.approximators._sampler_common import (
     SamplerOptions,
+    check_draws,
     initial_positions,
     log_density_fn,
-    parse_options,
+    run_fields,
+    tree_spec,
 )
 from bdl.approximators._sampling_loop import (
     Checkpoint,
     LoopState,
     build_run_chunk,
+    compiled,
     fingerprint,
     init_loop_state,
     keep_schedule,
@@ -66,13 +72,13 @@ class HMCChain(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class HMCFamilyOptions(SamplerOptions):
-    """Options ``"hmc"`` and ``"nuts"`` share.
+class WarmupOptions:
+    """Stan's window adaptation, as ``"hmc"`` and ``"nuts"`` run it (composed into their
+    options as the field ``warmup``; its fields are keywords too).
 
     Attributes:
       num_warmup: window-adaptation steps per chain (0: no adaptation; ``step_size`` and a unit
         mass matrix are used as given).
-      num_samples: draws kept per chain (after ``thinning``).
       target_acceptance_rate: what the step-size adaptation aims for.
       step_size: initial step size of the adaptation (the step size when ``num_warmup=0``).
       find_step_size: before the warm-up, search a reasonable first step size from
@@ -89,15 +95,15 @@ class HMCFamilyOptions(SamplerOptions):
         ``posterior.info["dense_mass"]``.
     """
 
-    num_samples: int = 1000
     num_warmup: int = 500
     target_acceptance_rate: float = 0.8
     step_size: float = 1.0
     find_step_size: bool = True
     dense_mass: bool | None = None
 
+    composable: ClassVar[bool] = True
+
     def __post_init__(self):
-        super().__post_init__()
         if int(self.num_warmup) < 0:
             raise ValueError(f"`num_warmup` must be >= 0; got {self.num_warmup}.")
         if not 0.0 < self.target_acceptance_rate < 1.0:
@@ -108,16 +114,17 @@ class HMCFamilyOptions(SamplerOptions):
             raise ValueError("`dense_mass` must be True, False or None (decide by size); got "
                              f"{self.dense_mass!r}.")
 
-    def kernel_parameters(self) -> dict[str, Any]:
-        """Keyword arguments of the blackjax kernel besides step size and mass matrix."""
-        return {}
-
 
 @dataclasses.dataclass(frozen=True)
-class NUTSOptions(HMCFamilyOptions):
-    """Options of ``"nuts"``: the shared ones, plus
+class NUTSOptions:
+    """Options of ``"nuts"``.
 
     Attributes:
+      sampler: how the chains run (``SamplerOptions``; its fields are keywords too).
+      warmup: the window adaptation (``WarmupOptions``: ``num_warmup``, ``step_size``,
+        ``target_acceptance_rate``, ``find_step_size``, ``dense_mass``).
+      num_samples: draws kept per chain (after ``thinning``).
+      thinning: keep one step in ``thinning`` after the warm-up.
       max_num_doublings: maximum tree depth (trajectories of at most 2^depth - 1 steps).
         Default 7 (127 steps; numpyro's and Stan's 10 allow 1,023): a posterior that needs
         longer trajectories (a neural network's, whose stiff and flat directions differ by
@@ -127,20 +134,26 @@ class NUTSOptions(HMCFamilyOptions):
         the change that set it).
     """
 
+    sampler: SamplerOptions = dataclasses.field(default_factory=SamplerOptions)
+    warmup: WarmupOptions = dataclasses.field(default_factory=WarmupOptions)
+    num_samples: int = 1000
+    thinning: int = 1
     max_num_doublings: int = 7
 
     def __post_init__(self):
-        super().__post_init__()
+        check_draws(self.num_samples, self.thinning)
         if int(self.max_num_doublings) < 1:
             raise ValueError(f"`max_num_doublings` must be >= 1; got {self.max_num_doublings}.")
 
     def kernel_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of the blackjax kernel besides step size and mass matrix."""
         return {"max_num_doublings": int(self.max_num_doublings)}
 
 
 @dataclasses.dataclass(frozen=True)
-class HMCOptions(HMCFamilyOptions):
-    """Options of ``"hmc"``: the shared ones, plus
+class HMCOptions:
+    """Options of ``"hmc"``: ``sampler``, ``warmup``, ``num_samples`` and ``thinning`` as for
+    NUTS, plus
 
     Attributes:
       num_integration_steps: leapfrog steps per proposal (fixed trajectory length in steps).
@@ -149,11 +162,15 @@ class HMCOptions(HMCFamilyOptions):
         resonate with a (near-Gaussian) posterior's periods and mix badly.
     """
 
+    sampler: SamplerOptions = dataclasses.field(default_factory=SamplerOptions)
+    warmup: WarmupOptions = dataclasses.field(default_factory=WarmupOptions)
+    num_samples: int = 1000
+    thinning: int = 1
     num_integration_steps: int = 32
     step_size_jitter: float = 0.2
 
     def __post_init__(self):
-        super().__post_init__()
+        check_draws(self.num_samples, self.thinning)
         if int(self.num_integration_steps) < 1:
             raise ValueError("`num_integration_steps` must be >= 1; got "
                              f"{self.num_integration_steps}.")
@@ -161,6 +178,7 @@ class HMCOptions(HMCFamilyOptions):
             raise ValueError(f"`step_size_jitter` must lie in [0, 1); got {self.step_size_jitter}.")
 
     def kernel_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of the blackjax kernel besides step size and mass matrix."""
         return {"num_integration_steps": int(self.num_integration_steps)}
 
 
@@ -188,18 +206,19 @@ def resolve_dense_mass(dense_mass: bool | None, num_params: int, num_warmup: int
 
 
 def fit_nuts(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
-             **options: Any) -> SamplePosterior:
-    """NUTS with window adaptation. Options: see ``NUTSOptions`` and ``SamplerOptions``."""
-    opts = parse_options(NUTSOptions, options, "nuts")
-    return _fit_hmc_family("nuts", blackjax.nuts, key, network, likelihood, data, opts)
+             options: NUTSOptions | None = None, **kwargs: Any) -> SamplePosterior:
+    """NUTS with window adaptation, with ``options`` (a ``NUTSOptions``, or its fields and
+    those of the options it composes as keywords)."""
+    opts = options if options is not None else options_from_kwargs(NUTSOptions, kwargs, "nuts")
+    return _fit_hmc_family("nuts", key, network, likelihood, data, opts)
 
 
 def fit_hmc(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
-            **options: Any) -> SamplePosterior:
-    """HMC (fixed number of leapfrog steps) with window adaptation. Options: see
-    ``HMCOptions`` and ``SamplerOptions``."""
-    opts = parse_options(HMCOptions, options, "hmc")
-    return _fit_hmc_family("hmc", blackjax.hmc, key, network, likelihood, data, opts)
+            options: HMCOptions | None = None, **kwargs: Any) -> SamplePosterior:
+    """HMC (fixed number of leapfrog steps) with window adaptation, with ``options`` (an
+    ``HMCOptions``, or its fields and those of the options it composes as keywords)."""
+    opts = options if options is not None else options_from_kwargs(HMCOptions, kwargs, "hmc")
+    return _fit_hmc_family("hmc", key, network, likelihood, data, opts)
 
 
 class WarmupChain(NamedTuple):
@@ -231,20 +250,22 @@ def warmup_schedule(num_warmup: int) -> dict[str, np.ndarray]:
             "slow": sched[:, 0].astype(bool), "window_end": sched[:, 1].astype(bool)}
 
 
-def build_warmup(algorithm, log_density: Callable, opts: HMCFamilyOptions, num_params: int,
-                 dtype) -> tuple[Callable, Callable, Callable]:
+def build_warmup(algorithm, log_density: Callable, opts: WarmupOptions,
+                 kernel_parameters: dict[str, Any], num_params: int, dtype
+                 ) -> tuple[Callable, Callable, Callable]:
     """One chain's window adaptation as ``(init, step, finish)``:
     ``init(key, flat position [P], data) -> WarmupChain`` (with blackjax's
     ``find_reasonable_step_size`` when ``opts.find_step_size``), the loop step
     ``step(key, WarmupChain, x, data) -> (WarmupChain, info)`` and
     ``finish(WarmupChain) -> HMCChain`` (the averaged step size, the last window's mass
     matrix). The same algorithm as ``blackjax.window_adaptation`` (Stan's schedule), built from
-    blackjax's ``dual_averaging_adaptation`` and ``mass_matrix_adaptation``.
+    blackjax's ``dual_averaging_adaptation`` and ``mass_matrix_adaptation``; ``opts.dense_mass``
+    must be resolved (a bool), ``kernel_parameters`` are the kernel's other keywords.
 
     Every float is in ``dtype`` (the flat position's: float64 under ``jax_enable_x64``), so the
     adaptation's branches agree on their types.
     """
-    extra = opts.kernel_parameters()
+    extra = kernel_parameters
     kernel = algorithm.build_kernel()
     da_init, da_update, da_final = dual_averaging_adaptation(float(opts.target_acceptance_rate))
     mm_init, mm_update, mm_final = mass_matrix_adaptation(not opts.dense_mass)
@@ -306,13 +327,15 @@ def reasonable_step_size(key: jax.Array, target: Callable, position: jax.Array,
                                      float(target_acceptance_rate))
 
 
-def build_step(algorithm, log_density: Callable, opts: HMCFamilyOptions):
+def build_step(algorithm, log_density: Callable, kernel_parameters: dict[str, Any],
+               jitter: float = 0.0):
     """One chain's sampling step ``(key, HMCChain, x, data) -> (HMCChain, info)``; ``info``
     holds the ``STEP_INFO`` scalars (float32): acceptance rate, divergence (0/1), number of
-    leapfrog steps and log density."""
+    leapfrog steps and log density. ``jitter`` > 0 draws every step's step size uniformly in
+    ``[1 - jitter, 1 + jitter]`` times the chain's."""
     kernel = algorithm.build_kernel()
-    extra = opts.kernel_parameters()
-    jitter = float(getattr(opts, "step_size_jitter", 0.0))
+    extra = kernel_parameters
+    jitter = float(jitter)
 
     def step(key: jax.Array, chain: HMCChain, x: dict, data: Batch):
         del x
@@ -343,103 +366,138 @@ ADVICE = {
 
 
 def _aot(fn: Callable, timing: dict[str, float], *args: Any) -> Any:
-    """``fn(*args)`` for a ``jax.jit`` function, its compilation timed apart (added to
-    ``timing["compile_s"]``)."""
+    """``fn(*args)`` for a ``jax.jit`` function, its compilation (memoised, see
+    ``_sampling_loop.compiled``) timed apart (added to ``timing["compile_s"]``)."""
     t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
+    program = compiled(fn, *args)
     timing["compile_s"] += time.perf_counter() - t0
-    return jax.block_until_ready(compiled(*args))
+    return jax.block_until_ready(program(*args))
 
 
-def _fit_hmc_family(method: str, algorithm, key: jax.Array, network: Network,
-                    likelihood: Likelihood, data: Batch, opts: HMCFamilyOptions) -> SamplePosterior:
-    n = int(data["x"].shape[0])
-    c = int(opts.num_chains)
-    dtype = jnp.result_type(float)  # float64 under jax_enable_x64, else float32
+class Programs(NamedTuple):
+    """The jitted programs of one HMC/NUTS configuration (memoised: ``_programs``).
 
-    @jax.jit
-    def setup(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-        """Flat starting points ``[C, P]``, step-size search keys ``[C]``, warm-up and
-        sampling keys."""
-        k_init, k_search, k_warm, k_run = jax.random.split(key, 4)
-        start = initial_positions(k_init, network, likelihood, opts)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(start).astype(dtype)
-        return flat, jax.random.split(k_search, c), k_warm, k_run
+    Attributes:
+      flatten: ``tree positions [C, ...] -> flat positions [C, P]`` in the sampler's dtype.
+      fresh_warmup: ``(keys [C], flat [C, P], data) -> LoopState`` of the warm-up.
+      fresh_state: ``LoopState of the warm-up -> LoopState`` of the sampling phase.
+      run_warm: the warm-up's loop chunk.
+      run_chunk: the sampling phase's loop chunk.
+    """
 
-    timing = {"compile_s": 0.0, "warmup_s": 0.0}
-    flat_start, search_keys, k_warm, k_run = _aot(setup, timing, key)
-    one = jax.eval_shape(lambda k: jax.tree.map(lambda a: a[0], initial_positions(
-        k, network, likelihood, opts)), key)
-    unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), one))[1]
-    num_params = int(flat_start.shape[-1])
-    opts = dataclasses.replace(opts, dense_mass=resolve_dense_mass(
-        opts.dense_mass, num_params, int(opts.num_warmup)))
-    tree_density = log_density_fn(network, likelihood, opts.prior, n)
-    temperature = float(opts.temperature)
+    flatten: Callable
+    fresh_warmup: Callable
+    fresh_state: Callable
+    run_warm: Callable
+    run_chunk: Callable
+
+
+def _programs(method: str, log_density: Callable, template: Any, warmup: WarmupOptions,
+              kernel_parameters: dict[str, Any], jitter: float, num_chains: int,
+              num_samples: int, temperature: float, dtype) -> Programs:
+    """The programs for these settings, built once per process for each distinct setting
+    (``bdl._cache``); ``template`` is one chain's parameter tree (``ShapeDtypeStruct``s)."""
+    key = ("hmc_programs", method, log_density, tree_spec(template), warmup,
+           tuple(sorted(kernel_parameters.items())), float(jitter), int(num_chains),
+           int(num_samples), float(temperature), jnp.dtype(dtype))
+    return memo(key, lambda: _build_programs(method, log_density, template, warmup,
+                                             kernel_parameters, jitter, num_chains,
+                                             num_samples, temperature, dtype))
+
+
+def _build_programs(method, tree_density, template, warmup, kernel_parameters, jitter, c,
+                    num_samples, temperature, dtype) -> Programs:
+    algorithm = blackjax.nuts if method == "nuts" else blackjax.hmc
+    unravel = ravel_pytree(jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), template))[1]
+    num_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(template))
     log_density = lambda flat, batch: (tree_density(unravel(flat), batch) / temperature
                                        ).astype(dtype)
-
-    step = build_step(algorithm, log_density, opts)
-    search = opts.find_step_size and int(opts.num_warmup) > 0  # no search without a warm-up
-    warm_init, warm_step, warm_finish = build_warmup(
-        algorithm, log_density, dataclasses.replace(opts, find_step_size=search), num_params,
-        dtype)
+    step = build_step(algorithm, log_density, kernel_parameters, jitter)
+    warm_init, warm_step, warm_finish = build_warmup(algorithm, log_density, warmup,
+                                                     kernel_parameters, num_params, dtype)
     positions = lambda chains: jax.vmap(unravel)(chains.state.position)
 
-    @jax.jit
+    def flatten(tree):
+        return jax.vmap(lambda p: ravel_pytree(p)[0])(tree).astype(dtype)
+
     def fresh_warmup(keys: jax.Array, flat: jax.Array, data: Batch) -> LoopState:
         chains = jax.vmap(warm_init, in_axes=(0, 0, None))(keys, flat, data)
         return init_loop_state(chains, {}, {}, 0, c)
 
-    @jax.jit
     def fresh_state(warm: LoopState) -> LoopState:
-        if int(opts.num_warmup) == 0:  # no adaptation: `step_size` and a unit metric
-            chains = HMCChain(warm.chain.state, jnp.full((c,), opts.step_size, dtype),
-                              jnp.broadcast_to(jnp.eye(num_params, dtype=dtype) if opts.dense_mass
-                                               else jnp.ones(num_params, dtype),
-                                               (c, *((num_params,) * (1 + bool(opts.dense_mass))))))
+        if int(warmup.num_warmup) == 0:  # no adaptation: `step_size` and a unit metric
+            unit = (jnp.eye(num_params, dtype=dtype) if warmup.dense_mass
+                    else jnp.ones(num_params, dtype))
+            chains = HMCChain(warm.chain.state, jnp.full((c,), warmup.step_size, dtype),
+                              jnp.broadcast_to(unit, (c, *unit.shape)))
         else:
             chains = jax.vmap(warm_finish)(warm.chain)
         info = {k: jax.ShapeDtypeStruct((c,), jnp.float32) for k in STEP_INFO}
-        return init_loop_state(chains, positions(chains), info, int(opts.num_samples), c)
+        return init_loop_state(chains, positions(chains), info, int(num_samples), c)
+
+    return Programs(jax.jit(flatten), jax.jit(fresh_warmup), jax.jit(fresh_state),
+                    jax.jit(build_run_chunk(warm_step, positions, c)),
+                    jax.jit(build_run_chunk(step, positions, c)))
+
+
+def _fit_hmc_family(method: str, key: jax.Array, network: Network, likelihood: Likelihood,
+                    data: Batch, opts: HMCOptions | NUTSOptions) -> SamplePosterior:
+    n = int(data["x"].shape[0])
+    sampler, c = opts.sampler, int(opts.sampler.num_chains)
+    dtype = jnp.result_type(float)  # float64 under jax_enable_x64, else float32
+    timing = {"compile_s": 0.0, "warmup_s": 0.0}
+    k_init, k_search, k_warm, k_run = jax.random.split(key, 4)
+    start = initial_positions(k_init, network, likelihood, sampler)
+    search_keys = jax.random.split(k_search, c)
+    template = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), start)
+    num_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(template))
+    num_warmup = int(opts.warmup.num_warmup)
+    warmup = dataclasses.replace(  # no step-size search without a warm-up
+        opts.warmup, dense_mass=resolve_dense_mass(opts.warmup.dense_mass, num_params,
+                                                   num_warmup),
+        find_step_size=bool(opts.warmup.find_step_size and num_warmup > 0))
+    programs = _programs(method, log_density_fn(network, likelihood, sampler.prior, n),
+                         template, warmup, opts.kernel_parameters(),
+                         getattr(opts, "step_size_jitter", 0.0), c, opts.num_samples,
+                         sampler.temperature, dtype)
+    flat_start = _aot(programs.flatten, timing, start)
 
     checkpoint = warm_checkpoint = state = None
-    if opts.checkpoint_dir is not None:
-        run = opts.run_fields() | {"key": jax.random.key_data(key)}
-        checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
-        warm_checkpoint = Checkpoint(Path(opts.checkpoint_dir) / "warmup", checkpoint.fingerprint)
-    warm_template = jax.eval_shape(fresh_warmup, search_keys, flat_start, data)
+    if sampler.checkpoint_dir is not None:
+        run = run_fields(opts) | {"key": jax.random.key_data(key)}
+        checkpoint = Checkpoint(sampler.checkpoint_dir, fingerprint(method, run, data))
+        warm_checkpoint = Checkpoint(Path(sampler.checkpoint_dir) / "warmup",
+                                     checkpoint.fingerprint)
+    warm_template = jax.eval_shape(programs.fresh_warmup, search_keys, flat_start, data)
     if checkpoint is not None:
-        state = checkpoint.load(jax.eval_shape(fresh_state, warm_template))
+        state = checkpoint.load(jax.eval_shape(programs.fresh_state, warm_template))
     if state is None:
         warm = warm_checkpoint.load(warm_template) if warm_checkpoint is not None else None
         if warm is None:
-            warm = _aot(fresh_warmup, timing, search_keys, flat_start, data)
-        if int(opts.num_warmup) > 0:
-            run_warm = jax.jit(build_run_chunk(warm_step, positions, c))
+            warm = _aot(programs.fresh_warmup, timing, search_keys, flat_start, data)
+        if num_warmup > 0:
             warm, warm_timing = run_loop(
-                warm, run_warm, k_warm, data, warmup_schedule(int(opts.num_warmup)),
-                chunk_steps=opts.chunk_steps, checkpoint=warm_checkpoint,
-                progress=opts.progress, callback=opts.callback,
+                warm, programs.run_warm, k_warm, data, warmup_schedule(num_warmup),
+                chunk_steps=sampler.chunk_steps, checkpoint=warm_checkpoint,
+                progress=sampler.progress, callback=sampler.callback,
                 description=f"{method} warm-up", phase="warmup", nonfinite_hint=NONFINITE)
             timing["compile_s"] += warm_timing["compile_s"]
             timing["warmup_s"] = warm_timing["run_s"]
-        state = _aot(fresh_state, timing, warm)
+        state = _aot(programs.fresh_state, timing, warm)
         if checkpoint is not None:
             checkpoint.save(state)
 
     schedule = keep_schedule(0, int(opts.num_samples), int(opts.thinning))
-    run_chunk = jax.jit(build_run_chunk(step, positions, c))
-    state, loop_timing = run_loop(state, run_chunk, k_run, data, schedule,
-                                  chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
-                                  progress=opts.progress, callback=opts.callback,
+    state, loop_timing = run_loop(state, programs.run_chunk, k_run, data, schedule,
+                                  chunk_steps=sampler.chunk_steps, checkpoint=checkpoint,
+                                  progress=sampler.progress, callback=sampler.callback,
                                   description=method, nonfinite_hint=NONFINITE)
     timing["compile_s"] += loop_timing["compile_s"]
     timing["sampling_s"] = loop_timing["run_s"]
     timing["compiled_chunk_lengths"] = loop_timing["compiled_chunk_lengths"]
     timing["run_s"] = timing["warmup_s"] + timing["sampling_s"]
-    info = {"timing": timing, "num_params": num_params, "temperature": temperature,
-            "dense_mass": bool(opts.dense_mass),
+    info = {"timing": timing, "num_params": num_params,
+            "temperature": float(sampler.temperature), "dense_mass": bool(warmup.dense_mass),
             "step_size": jax.device_get(state.chain.step_size).tolist()}
     more = (", or `max_num_doublings` (longer trajectories)" if method == "nuts"
             else ", or `num_integration_steps`")

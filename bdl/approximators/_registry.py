@@ -9,11 +9,18 @@ import jax
 from jax.sharding import Mesh
 
 from bdl.approximators._ensemble import EnsembleOptions, fit_ensemble, fit_ensemble_seeds
-from bdl.approximators._hmc import fit_hmc, fit_nuts
+from bdl.approximators._hmc import HMCOptions, NUTSOptions, fit_hmc, fit_nuts
 from bdl.approximators._map import fit_map, fit_map_seeds
 from bdl.approximators._method import Method, options_from_kwargs
 from bdl.approximators._options import TrainOptions
-from bdl.approximators._sgmcmc import fit_cyclical_sgld, fit_sghmc, fit_sgld
+from bdl.approximators._sgmcmc import (
+    CyclicalOptions,
+    SGHMCOptions,
+    SGLDOptions,
+    fit_cyclical_sgld,
+    fit_sghmc,
+    fit_sgld,
+)
 from bdl.approximators._vi import fit_vi
 from bdl.approximators.laplace import fit_laplace
 from bdl.likelihoods import Likelihood
@@ -26,11 +33,11 @@ _REGISTRY: dict[str, Method | Callable[..., Any]] = {
     "ensemble": Method(EnsembleOptions, fit_ensemble, fit_ensemble_seeds, carries_state=True),
     "laplace": fit_laplace,
     "vi": fit_vi,
-    "sgld": fit_sgld,
-    "sghmc": fit_sghmc,
-    "cyclical_sgld": fit_cyclical_sgld,
-    "hmc": fit_hmc,
-    "nuts": fit_nuts,
+    "sgld": Method(SGLDOptions, fit_sgld),
+    "sghmc": Method(SGHMCOptions, fit_sghmc),
+    "cyclical_sgld": Method(CyclicalOptions, fit_cyclical_sgld),
+    "hmc": Method(HMCOptions, fit_hmc),
+    "nuts": Method(NUTSOptions, fit_nuts),
 }
 
 

@@ -9,6 +9,10 @@ with the prior on the network from ``prior`` and a flat prior on the likelihood 
 (the log noise scale of a learned Gaussian), as in MAP training. On a minibatch of B of the N
 examples the sum is scaled by N / B (an unbiased estimate). ``temperature`` T targets
 p(params | D)^(1/T): T < 1 is a cold posterior.
+
+Every program here is memoised (``bdl._cache``) on hashable configuration, and takes the
+arrays (keys, starting points, data) as arguments, so a repeated identical fit compiles
+nothing.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from bdl._cache import memo
 from bdl._validation import check_positive
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
@@ -32,13 +38,13 @@ from bdl.training import Batch, log_joint_loss
 
 @dataclasses.dataclass(frozen=True)
 class SamplerOptions:
-    """Options every sampler takes.
+    """How the chains of every sampler run: composed into each sampler's options as the
+    field ``sampler`` (its fields are ``bdl.fit`` keywords too). How many draws a chain keeps
+    (``num_samples``, ``thinning``, burn-in / warm-up) is each method's own option, with
+    its own defaults.
 
     Attributes:
       num_chains: chains run side by side (vmapped: one compiled program).
-      num_samples: draws kept per chain; the posterior has ``num_chains * num_samples``
-        particles.
-      thinning: keep one step in ``thinning`` after burn-in / warm-up.
       temperature: sample p(params | data)^(1/temperature) (< 1: cold posterior).
       prior: prior over network parameters (default ``IsotropicGaussian(1.0)``).
       init_params: network parameters every chain starts from (default: each chain from its
@@ -53,8 +59,6 @@ class SamplerOptions:
     """
 
     num_chains: int = 4
-    num_samples: int = 200
-    thinning: int = 1
     temperature: float = 1.0
     prior: Prior = dataclasses.field(default_factory=IsotropicGaussian)
     init_params: Any = None
@@ -64,33 +68,47 @@ class SamplerOptions:
     checkpoint_dir: str | os.PathLike | None = None
     callback: Callable[[dict], None] | None = None
 
+    composable: ClassVar[bool] = True  # bdl.fit routes flat keywords into it
+
     def __post_init__(self):
-        for name in ("num_chains", "num_samples", "thinning"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"`{name}` must be >= 1; got {getattr(self, name)}.")
+        if int(self.num_chains) < 1:
+            raise ValueError(f"`num_chains` must be >= 1; got {self.num_chains}.")
         if self.chunk_steps is not None and int(self.chunk_steps) < 1:
             raise ValueError(f"`chunk_steps` must be >= 1; got {self.chunk_steps}.")
         check_positive("temperature", self.temperature)
 
-    def run_fields(self) -> dict[str, Any]:
-        """The options that determine the result (for checkpoint fingerprints)."""
-        skip = {"chunk_steps", "progress", "checkpoint_dir", "callback"}
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in skip}
+
+def check_draws(num_samples: int, thinning: int, num_burnin: int = 0) -> None:
+    """Raise ``ValueError`` unless ``num_samples, thinning >= 1`` and ``num_burnin >= 0``."""
+    for name, value in (("num_samples", num_samples), ("thinning", thinning)):
+        if int(value) < 1:
+            raise ValueError(f"`{name}` must be >= 1; got {value}.")
+    if int(num_burnin) < 0:
+        raise ValueError(f"`num_burnin` must be >= 0; got {num_burnin}.")
 
 
-OptionsT = TypeVar("OptionsT", bound=SamplerOptions)
+_RUN_ONLY = frozenset({"chunk_steps", "progress", "checkpoint_dir", "callback"})
 
 
-def parse_options(cls: type[OptionsT], options: dict[str, Any], method: str) -> OptionsT:
-    """``cls(**options)``; an unknown option raises a ``TypeError`` listing the known ones."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - known
-    if unknown:
-        raise TypeError(
-            f"Unknown option(s) {sorted(unknown)} for method {method!r}; known: {sorted(known)}."
-        )
-    return cls(**options)
+def run_fields(options: Any) -> dict[str, Any]:
+    """The options that determine the result, flattened over composed options (for checkpoint
+    fingerprints): everything but chunking, progress, checkpoint directory and callback."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if dataclasses.is_dataclass(value) and getattr(type(value), "composable", False):
+            out.update(run_fields(value))
+        elif f.name not in _RUN_ONLY:
+            out[f.name] = value
+    return out
+
+
+def core_network(network: Network) -> Network:
+    """Only what a sampler's programs read of ``network`` (its ``forward``), so that a fit
+    from an NNX instance (whose ``init`` is a fresh closure) finds the programs compiled
+    before."""
+    return Network(None, network.forward, has_state=network.has_state,
+                   stochastic=network.stochastic)
 
 
 def log_density_fn(network: Network, likelihood: Likelihood, prior: Prior, num_data: int
@@ -98,14 +116,22 @@ def log_density_fn(network: Network, likelihood: Likelihood, prior: Prior, num_d
     """``(params, batch) -> scalar``: the log posterior density (up to a constant), estimated
     on ``batch`` (B of the ``num_data`` examples) as ``(N / B) * sum_i w_i log p(y_i | x_i,
     params) + log p(net)``; exact when ``batch`` is the whole data set. This is
-    ``-num_data * log_joint_loss``, the objective MAP training minimises."""
-    loss = log_joint_loss(network, likelihood, prior, num_data)
-    return lambda params, batch: -num_data * loss(params, batch)
+    ``-num_data * log_joint_loss``, the objective MAP training minimises. The same function
+    object comes back for the same model, likelihood, prior and ``num_data`` (``bdl._cache``),
+    so the programs built from it are shared."""
+    core = core_network(network)
+
+    def build():
+        loss = log_joint_loss(core, likelihood, prior, num_data)
+        return lambda params, batch: -num_data * loss(params, batch)
+
+    return memo(("sampler_log_density", core, likelihood, prior, int(num_data)), build)
 
 
 def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
                       options: SamplerOptions) -> Params:
-    """Starting points ``{"net": [C, ...], "lik": [C, ...]}`` of the C chains."""
+    """Starting points ``{"net": [C, ...], "lik": [C, ...]}`` of the C chains (one compiled
+    program per model, likelihood and number of chains; ``init_params`` is its argument)."""
     c = int(options.num_chains)
     if options.init_positions is not None:
         pos = jax.tree.map(jnp.asarray, options.init_positions)
@@ -121,16 +147,29 @@ def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
                 raise ValueError(f"`init_positions` leaf of shape {a.shape} must be "
                                  f"[num_chains={c}, *{tuple(jnp.shape(t))}].")
         return jax.tree.map(lambda a, t: a.astype(t.dtype), pos, template)
-    if options.init_params is not None:
-        template = jax.eval_shape(network.init, key)
+    program = memo(("sampler_init", network.init, likelihood, c),
+                   lambda: jax.jit(partial(_initial_positions, network.init, likelihood, c)))
+    return program(key, options.init_params)
+
+
+def _initial_positions(init: Callable, likelihood: Likelihood, c: int, key: jax.Array,
+                       init_params: Params | None) -> Params:
+    if init_params is not None:
+        template = jax.eval_shape(init, key)
         net = jax.tree.map(lambda a, t: jnp.broadcast_to(jnp.asarray(a, t.dtype),
                                                          (c, *jnp.shape(a))),
-                           options.init_params, template)
+                           init_params, template)
     else:
-        net = jax.vmap(network.init)(jax.random.split(key, c))
+        net = jax.vmap(init)(jax.random.split(key, c))
     lik = jax.tree.map(lambda a: jnp.broadcast_to(a, (c, *jnp.shape(a))),
                        likelihood.init_params())
     return {"net": net, "lik": lik}
+
+
+def tree_spec(tree: Any) -> tuple:
+    """A hashable description of ``tree``'s structure, shapes and dtypes (a memo key)."""
+    return (jax.tree.structure(tree),
+            tuple((tuple(jnp.shape(a)), jnp.result_type(a)) for a in jax.tree.leaves(tree)))
 
 
 CURVATURE_EXAMPLES = 2048  # the curvature estimate uses at most this many examples
@@ -143,11 +182,19 @@ def max_curvature(log_density: Callable[[Params, Batch], jax.Array], positions: 
     by power iteration on Hessian-vector products at each chain's position (leaves ``[C,
     ...]``); the largest over the chains (a scalar). The data term is estimated on at most
     ``CURVATURE_EXAMPLES`` evenly spaced examples (``log_density`` scales it to the whole set).
+    One compiled program per ``log_density`` (memoised: pass the one ``log_density_fn``
+    returns), shapes and ``iterations``.
 
     Gradient steps on the log posterior are stable below ``2 / curvature`` (Langevin) and
     ``2 / sqrt(curvature)`` (momentum methods): the SG-MCMC default step sizes are fixed
     fractions of these, so they follow the data size and the scale of the problem.
     """
+    program = memo(("sampler_curvature", log_density, int(iterations)),
+                   lambda: jax.jit(partial(_max_curvature, log_density, int(iterations))))
+    return program(positions, data)
+
+
+def _max_curvature(log_density, iterations, positions, data):
     n = int(data["x"].shape[0])
     if n > CURVATURE_EXAMPLES:
         idx = np.linspace(0, n - 1, CURVATURE_EXAMPLES).astype(np.int32)
@@ -165,7 +212,7 @@ def max_curvature(log_density: Callable[[Params, Batch], jax.Array], positions: 
             return hv / jnp.maximum(jnp.linalg.norm(hv), jnp.finfo(hv.dtype).tiny)
 
         v0 = jax.random.normal(key, flat.shape, flat.dtype)
-        v = jax.lax.fori_loop(0, int(iterations), step, v0 / jnp.linalg.norm(v0))
+        v = jax.lax.fori_loop(0, iterations, step, v0 / jnp.linalg.norm(v0))
         return jnp.abs(jnp.vdot(v, hvp(v)))
 
     c = jax.tree.leaves(positions)[0].shape[0]

@@ -15,6 +15,9 @@ A sampler is a per-chain step ``step_fn(key, chain_state, x, data) -> (chain_sta
   progress bar moves at step granularity); the host loop between calls shows progress (with
   the compile time apart), writes checkpoints (atomically) and calls the user's ``callback``.
 
+Programs are compiled ahead of time through ``compiled`` (memoised, ``bdl._cache``): a
+repeated run of the same program on arguments of the same types compiles nothing.
+
 A phase with nothing to keep (the HMC/NUTS warm-up) is the same loop with an empty ``draws``
 tree.
 """
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from bdl._cache import memo
 from bdl._host import atomic_write, progress_bar
 from bdl._warnings import NonFiniteError
 from bdl.models import Params
@@ -214,8 +218,9 @@ def run_loop(
     """Host loop: run ``run_chunk`` (a ``jax.jit`` function) chunk after chunk until the
     schedule is done, resuming from ``state.step``.
 
-    Each distinct chunk length is compiled ahead of time once, so compile time is reported apart
-    (``compile_s``, also on the progress bar) from run time (``run_s``). After every chunk a
+    Each distinct chunk length is compiled ahead of time once (``compiled``: not at all when an
+    identical run compiled it before), so compile time is reported apart (``compile_s``, also
+    on the progress bar) from run time (``run_s``). After every chunk a
     chain gone NaN/inf raises ``bdl.NonFiniteError`` (naming the step, ``phase`` and
     ``nonfinite_hint``); otherwise the state is checkpointed (if asked) and then
     ``callback({"step", "total_steps", "phase"})`` is called.
@@ -223,20 +228,20 @@ def run_loop(
     total = int(len(schedule["slot"]))
     chunk_steps = int(chunk_steps or default_chunk_steps(total))
     done = int(state.step)
-    compiled: dict[int, Callable] = {}
+    programs: dict[int, Callable] = {}
     compile_s = run_s = 0.0
     bar = progress_bar(progress, total, done, description, unit="step")
     while done < total:
         n = min(chunk_steps, total - done)
         xs = {k: jnp.asarray(v[done:done + n]) for k, v in schedule.items()}
-        if n not in compiled:
+        if n not in programs:
             t0 = time.perf_counter()
-            compiled[n] = run_chunk.lower(state, key, data, xs).compile()
+            programs[n] = compiled(run_chunk, state, key, data, xs)
             compile_s += time.perf_counter() - t0
             if bar is not None:
                 bar.set_postfix_str(f"compile {compile_s:.1f}s", refresh=True)
         t0 = time.perf_counter()
-        state = jax.block_until_ready(compiled[n](state, key, data, xs))
+        state = jax.block_until_ready(programs[n](state, key, data, xs))
         run_s += time.perf_counter() - t0
         done += n
         bad = np.asarray(jax.device_get(state.nonfinite))
@@ -256,7 +261,18 @@ def run_loop(
     if bar is not None:
         bar.close()
     return state, {"compile_s": compile_s, "run_s": run_s,
-                   "compiled_chunk_lengths": sorted(compiled)}
+                   "compiled_chunk_lengths": sorted(programs)}
+
+
+def compiled(fn: Callable, *args: Any) -> Callable:
+    """``fn`` (a ``jax.jit`` function) compiled ahead of time for the types of ``args``,
+    memoised on ``fn`` and those types: the same ``fn`` (see ``bdl._cache``) on arguments of
+    the same structure, shapes, dtypes and placement compiles once per process."""
+    leaves = jax.tree.leaves(args)
+    spec = (jax.config.jax_enable_x64, jax.tree.structure(args), tuple(
+        (jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
+         getattr(a, "sharding", None)) for a in leaves))
+    return memo(("aot", fn, spec), lambda: fn.lower(*args).compile())
 
 
 def fingerprint(method: str, options: dict[str, Any], data: Batch) -> dict[str, Any]:

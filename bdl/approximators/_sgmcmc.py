@@ -24,21 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bdl._cache import memo
 from bdl._validation import check_choice, check_positive
+from bdl.approximators._method import options_from_kwargs
 from bdl.approximators._sample_posterior import SamplePosterior, assemble_posterior
 from bdl.approximators._sampler_common import (
     SamplerOptions,
+    check_draws,
     initial_positions,
     log_density_fn,
     max_curvature,
-    parse_options,
+    run_fields,
+    tree_spec,
 )
 from bdl.approximators._sampling_loop import (
     Checkpoint,
@@ -73,10 +77,12 @@ CYCLICAL_PEAK_FACTOR = 0.075
 
 
 @dataclasses.dataclass(frozen=True)
-class SGLDOptions(SamplerOptions):
-    """Options of ``"sgld"`` (and the fields every SG-MCMC method shares).
+class SGLDOptions:
+    """Options of ``"sgld"``.
 
     Attributes:
+      sampler: how the chains run (``SamplerOptions``: chains, temperature, prior, starting
+        points, checkpoints; its fields are keywords too).
       step_size: the Langevin step on the full-data log posterior (not on a per-example mean
         loss: ``step_size * N`` is the equivalent SGD learning rate). A float, or a function
         ``steps [T] -> step sizes [T]`` (numpy) for a schedule. Default (None):
@@ -86,8 +92,12 @@ class SGLDOptions(SamplerOptions):
       batch_size: minibatch size (drawn with replacement each step); default as in training
         (full batch up to 2,048 examples, else 128). ``>= N`` gives exact gradients.
       num_burnin: steps discarded before the first kept draw.
+      num_samples: draws kept per chain; the posterior has ``num_chains * num_samples``
+        particles.
+      thinning: keep one step in ``thinning`` after burn-in.
     """
 
+    sampler: SamplerOptions = dataclasses.field(default_factory=SamplerOptions)
     step_size: StepSize = None
     batch_size: int | None = None
     num_burnin: int = 1000
@@ -95,18 +105,7 @@ class SGLDOptions(SamplerOptions):
     thinning: int = 20
 
     def __post_init__(self):
-        super().__post_init__()
-        if self.num_burnin < 0:
-            raise ValueError(f"`num_burnin` must be >= 0; got {self.num_burnin}.")
-        if self.batch_size is not None and int(self.batch_size) < 1:
-            raise ValueError(f"`batch_size` must be >= 1; got {self.batch_size}.")
-        if self.step_size is not None and not callable(self.step_size):
-            check_positive("step_size", self.step_size)
-
-    def resolved_batch_size(self, num_data: int) -> int:
-        if self.batch_size is not None:
-            return min(int(self.batch_size), num_data)
-        return num_data if num_data <= 2048 else 128
+        _check_sg(self)
 
     def default_step_size(self, curvature: float) -> float:
         """The default step size for the largest curvature of the negative log posterior."""
@@ -118,8 +117,9 @@ DEFAULT_DAMPING = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
-class SGHMCOptions(SGLDOptions):
-    """Options of ``"sghmc"``: those of SGLD, plus
+class SGHMCDynamics:
+    """The SGHMC dynamics (composed as the field ``dynamics`` into ``SGHMCOptions`` and
+    ``CyclicalOptions``; its fields are keywords too).
 
     Attributes:
       num_integration_steps: integration steps per sampler step (>= 2; each one costs one
@@ -132,19 +132,15 @@ class SGHMCOptions(SGLDOptions):
         fixed share of the momentum damped per step whatever the scale of the problem.
       noise_estimate: ``beta``, an estimate of the gradient noise subtracted from the injected
         noise (0 = none).
-      step_size: the integration step; default (None) ``SGHMC_STEP_FACTOR / sqrt(curvature)``
-        (see ``SGLDOptions.step_size``).
     """
 
     num_integration_steps: int = 10
     friction: float | None = None
     noise_estimate: float = 0.0
-    num_burnin: int = 200
-    num_samples: int = 500
-    thinning: int = 4
+
+    composable: ClassVar[bool] = True
 
     def __post_init__(self):
-        super().__post_init__()
         if int(self.num_integration_steps) < 2:
             raise ValueError("`num_integration_steps` must be >= 2 (blackjax's SGHMC step moves "
                              f"the position before the first gradient); got "
@@ -153,9 +149,6 @@ class SGHMCOptions(SGLDOptions):
             check_positive("friction", self.friction)
         if self.noise_estimate < 0:
             raise ValueError(f"`noise_estimate` must be >= 0; got {self.noise_estimate}.")
-
-    def default_step_size(self, curvature: float) -> float:
-        return SGHMC_STEP_FACTOR / float(np.sqrt(curvature))
 
     def resolved_friction(self, step_size: StepSize) -> float:
         """``friction``, or ``DEFAULT_DAMPING`` divided by the (peak / first) step size."""
@@ -169,19 +162,53 @@ class SGHMCOptions(SGLDOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class CyclicalOptions(SGHMCOptions):
-    """Options of ``"cyclical_sgld"``: those of SGLD (and of SGHMC for ``base="sghmc"``), plus
+class SGHMCOptions:
+    """Options of ``"sghmc"``: ``sampler``, ``batch_size``, ``num_samples`` and ``thinning``
+    as for SGLD, plus
+
+    Attributes:
+      dynamics: the SGHMC dynamics (``SGHMCDynamics``: ``num_integration_steps``,
+        ``friction``, ``noise_estimate``).
+      step_size: the integration step; default (None) ``SGHMC_STEP_FACTOR / sqrt(curvature)``
+        (see ``SGLDOptions.step_size``).
+      num_burnin: sampler steps discarded before the first kept draw.
+    """
+
+    sampler: SamplerOptions = dataclasses.field(default_factory=SamplerOptions)
+    dynamics: SGHMCDynamics = dataclasses.field(default_factory=SGHMCDynamics)
+    step_size: StepSize = None
+    batch_size: int | None = None
+    num_burnin: int = 200
+    num_samples: int = 500
+    thinning: int = 4
+
+    def __post_init__(self):
+        _check_sg(self)
+
+    def default_step_size(self, curvature: float) -> float:
+        return SGHMC_STEP_FACTOR / float(np.sqrt(curvature))
+
+
+@dataclasses.dataclass(frozen=True)
+class CyclicalOptions:
+    """Options of ``"cyclical_sgld"``: ``sampler`` and ``batch_size`` as for SGLD, plus
 
     Attributes:
       num_cycles: cycles of the cosine step-size schedule.
       steps_per_cycle: sampler steps per cycle.
       exploration_fraction: share of every cycle spent exploring (noiseless steps).
       base: ``"sgld"`` or ``"sghmc"``, the kernel under the schedule.
-      step_size: the peak (initial) step size of every cycle.
+      dynamics: the SGHMC dynamics of ``base="sghmc"`` (``SGHMCDynamics``).
+      step_size: the peak (initial) step size of every cycle (a float).
       num_samples: draws kept per chain in all; ``num_samples / num_cycles`` per cycle, the last
         steps of the cycle, ``thinning`` apart.
+      num_burnin: must be 0: the exploration phase of every cycle plays its part.
     """
 
+    sampler: SamplerOptions = dataclasses.field(default_factory=SamplerOptions)
+    dynamics: SGHMCDynamics = dataclasses.field(default_factory=SGHMCDynamics)
+    step_size: StepSize = None
+    batch_size: int | None = None
     num_cycles: int = 8
     steps_per_cycle: int = 2500
     exploration_fraction: float = 0.2
@@ -191,7 +218,7 @@ class CyclicalOptions(SGHMCOptions):
     thinning: int = 25
 
     def __post_init__(self):
-        super().__post_init__()
+        _check_sg(self)
         if self.num_burnin:
             raise ValueError("`num_burnin` does not apply to cyclical_sgld: the exploration "
                              "phase of every cycle plays its part.")
@@ -219,35 +246,50 @@ class CyclicalOptions(SGHMCOptions):
         return CYCLICAL_PEAK_FACTOR * limit
 
 
+SGOptions = SGLDOptions | SGHMCOptions | CyclicalOptions
+
+
+def _check_sg(opts: SGOptions) -> None:
+    check_draws(opts.num_samples, opts.thinning, opts.num_burnin)
+    if opts.batch_size is not None and int(opts.batch_size) < 1:
+        raise ValueError(f"`batch_size` must be >= 1; got {opts.batch_size}.")
+    if opts.step_size is not None and not callable(opts.step_size):
+        check_positive("step_size", opts.step_size)
+
+
+def resolved_batch_size(batch_size: int | None, num_data: int) -> int:
+    """``batch_size`` (at most ``num_data``), or the default: full batch up to 2,048
+    examples, else 128."""
+    if batch_size is not None:
+        return min(int(batch_size), num_data)
+    return num_data if num_data <= 2048 else 128
+
+
 def fit_sgld(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
-             **options: Any) -> SamplePosterior:
-    """SGLD. Options: see ``SGLDOptions`` and ``SamplerOptions``."""
-    opts = parse_options(SGLDOptions, options, "sgld")
-    return _fit_sg("sgld", key, network, likelihood, data, opts, "sgld")
+             options: SGLDOptions | None = None, **kwargs: Any) -> SamplePosterior:
+    """SGLD with ``options`` (an ``SGLDOptions``, or its fields and those of
+    ``SamplerOptions`` as keywords)."""
+    opts = options if options is not None else options_from_kwargs(SGLDOptions, kwargs, "sgld")
+    return _fit_sg("sgld", key, network, likelihood, data, opts, None)
 
 
 def fit_sghmc(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
-              **options: Any) -> SamplePosterior:
-    """SGHMC. Options: see ``SGHMCOptions`` and ``SamplerOptions``."""
-    opts = parse_options(SGHMCOptions, options, "sghmc")
-    return _fit_sg("sghmc", key, network, likelihood, data, opts, "sghmc")
+              options: SGHMCOptions | None = None, **kwargs: Any) -> SamplePosterior:
+    """SGHMC with ``options`` (an ``SGHMCOptions``, or its fields and those of the options
+    it composes as keywords)."""
+    opts = options if options is not None else options_from_kwargs(SGHMCOptions, kwargs,
+                                                                   "sghmc")
+    return _fit_sg("sghmc", key, network, likelihood, data, opts, opts.dynamics)
 
 
 def fit_cyclical_sgld(key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
-                      **options: Any) -> SamplePosterior:
-    """Cyclical SG-MCMC (Zhang et al. 2020). Options: see ``CyclicalOptions``."""
-    opts = parse_options(CyclicalOptions, options, "cyclical_sgld")
-    return _fit_sg("cyclical_sgld", key, network, likelihood, data, opts, opts.base)
-
-
-def sg_kernel(kind: str, grad_fn: Callable, opts: SGLDOptions) -> blackjax.base.SamplingAlgorithm:
-    """The blackjax SGLD / SGHMC algorithm for a gradient estimator ``(params, batch) -> grad``."""
-    if kind == "sgld":
-        return blackjax.sgld(grad_fn)
-    if opts.friction is None:
-        raise ValueError("resolve the SGHMC friction before building the kernel")
-    return blackjax.sghmc(grad_fn, int(opts.num_integration_steps), float(opts.friction),
-                          float(opts.noise_estimate))
+                      options: CyclicalOptions | None = None, **kwargs: Any) -> SamplePosterior:
+    """Cyclical SG-MCMC (Zhang et al. 2020) with ``options`` (a ``CyclicalOptions``, or its
+    fields and those of the options it composes as keywords)."""
+    opts = options if options is not None else options_from_kwargs(CyclicalOptions, kwargs,
+                                                                   "cyclical_sgld")
+    dynamics = opts.dynamics if opts.base == "sghmc" else None
+    return _fit_sg("cyclical_sgld", key, network, likelihood, data, opts, dynamics)
 
 
 def _available_impl(name: str) -> str | None:
@@ -275,14 +317,27 @@ def kernel_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl=KERNEL_KEY_IMPL)
 
 
-def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: int):
-    """One chain's step and what to draw for it in bulk: ``prepare(key) -> {"idx", "key"}``
-    (minibatch indices, drawn uniformly with replacement, and the kernel's key, see
-    ``kernel_key``) and
+def sg_step(kind: str, grad_fn: Callable, dynamics: SGHMCDynamics | None, batch_size: int,
+            num_data: int):
+    """One chain's step of blackjax's SGLD (``kind="sgld"``) or SGHMC kernel for a gradient
+    estimator ``(params, batch) -> grad``, and what to draw for it in bulk:
+    ``prepare(key) -> {"idx", "key"}`` (minibatch indices, drawn uniformly with replacement,
+    and the kernel's key, see ``kernel_key``) and
     ``step(prepared, params, x, data) -> (params, {})``, one kernel step on that minibatch with
-    this step's ``x["step_size"]`` and ``x["temperature"]``. With ``batch_size >= num_data``
-    every step uses the whole data set."""
+    this step's ``x["step_size"]``, ``x["temperature"]`` and (SGHMC) ``x["friction"]``: step
+    sizes and friction are arguments of the compiled program, not constants in it. With
+    ``batch_size >= num_data`` every step uses the whole data set."""
     full = batch_size >= num_data
+    if kind == "sgld":
+        kernel = blackjax.sgld.build_kernel()
+        run = lambda key, position, batch, x: kernel(key, position, grad_fn, batch,
+                                                     x["step_size"], x["temperature"])
+    else:
+        steps, beta = int(dynamics.num_integration_steps), float(dynamics.noise_estimate)
+
+        def run(key, position, batch, x):
+            kernel = blackjax.sghmc.build_kernel(x["friction"], beta)
+            return kernel(key, position, grad_fn, batch, x["step_size"], steps, x["temperature"])
 
     def prepare(key: jax.Array) -> dict:
         k_batch, k_kernel = jax.random.split(key)
@@ -291,15 +346,15 @@ def sg_step(kernel: blackjax.base.SamplingAlgorithm, batch_size: int, num_data: 
 
     def step(prepared: dict, position: Params, x: dict, data: Batch):
         batch = data if full else jax.tree.map(lambda a: a[prepared["idx"]], data)
-        new = kernel.step(prepared["key"], position, batch, x["step_size"], x["temperature"])
-        return new, {}
+        return run(prepared["key"], position, batch, x), {}
 
     return prepare, step
 
 
-def sg_schedule(method: str, opts: SGLDOptions, base: StepSize) -> Schedule:
-    """Per-step ``slot``, ``sampling``, ``step_size`` and ``temperature`` arrays for the step
-    size (or step-size function) ``base``."""
+def sg_schedule(method: str, opts: SGOptions, base: StepSize, friction: float | None = None
+                ) -> Schedule:
+    """Per-step ``slot``, ``sampling``, ``step_size`` and ``temperature`` arrays (and
+    ``friction`` when it is given) for the step size (or step-size function) ``base``."""
     if method == "cyclical_sgld":
         sched = cyclical_schedule(opts, float(base) if not callable(base) else None)
     else:
@@ -307,9 +362,11 @@ def sg_schedule(method: str, opts: SGLDOptions, base: StepSize) -> Schedule:
         t = np.arange(len(sched["slot"]))
         size = base(t) if callable(base) else np.full(t.shape, base)
         sched["step_size"] = np.broadcast_to(np.asarray(size, np.float32), t.shape).copy()
-        sched["temperature"] = np.full(t.shape, opts.temperature, np.float32)
+        sched["temperature"] = np.full(t.shape, opts.sampler.temperature, np.float32)
     if not np.all(np.isfinite(sched["step_size"])) or np.any(sched["step_size"] < 0):
         raise ValueError("`step_size` must give finite step sizes >= 0 at every step.")
+    if friction is not None:
+        sched["friction"] = np.full(len(sched["slot"]), friction, np.float32)
     return sched
 
 
@@ -333,7 +390,7 @@ def cyclical_schedule(opts: CyclicalOptions, peak: float | None) -> Schedule:
         "slot": slot,
         "sampling": ~explore,
         "step_size": (peak / 2 * (np.cos(np.pi * r) + 1)).astype(np.float32),
-        "temperature": np.where(explore, 0.0, opts.temperature).astype(np.float32),
+        "temperature": np.where(explore, 0.0, opts.sampler.temperature).astype(np.float32),
     }
 
 
@@ -352,51 +409,63 @@ CYCLICAL_ADVICE = {
 
 
 def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihood,
-            data: Batch, opts: SGLDOptions, kind: str) -> SamplePosterior:
+            data: Batch, opts: SGOptions, dynamics: SGHMCDynamics | None) -> SamplePosterior:
+    """Run ``method`` (SGLD, or SGHMC when ``dynamics`` is given, under ``opts``'s schedule)."""
     n = int(data["x"].shape[0])
-    batch_size = opts.resolved_batch_size(n)
+    sampler, c = opts.sampler, int(opts.sampler.num_chains)
+    batch_size = resolved_batch_size(opts.batch_size, n)
     k_init, k_run = jax.random.split(key)
-    position = jax.jit(lambda k: initial_positions(k, network, likelihood, opts))(k_init)
-    log_density = log_density_fn(network, likelihood, opts.prior, n)
+    position = initial_positions(k_init, network, likelihood, sampler)
+    log_density = log_density_fn(network, likelihood, sampler.prior, n)
     curvature = None
     base = opts.step_size
     if base is None:
-        curvature = float(jax.jit(max_curvature, static_argnums=0)(log_density, position, data))
+        curvature = float(max_curvature(log_density, position, data))
         if not np.isfinite(curvature) or curvature <= 0:
             raise ValueError(f"{method}: the curvature of the log posterior at the starting "
                              f"points is {curvature}; pass `step_size`.")
         base = opts.default_step_size(curvature)
-    if kind == "sghmc":
-        opts = dataclasses.replace(opts, friction=opts.resolved_friction(base))
-    kernel = sg_kernel(kind, jax.grad(log_density), opts)
-    schedule = sg_schedule(method, opts, base)
+    friction = None if dynamics is None else dynamics.resolved_friction(base)
+    schedule = sg_schedule(method, opts, base, friction)
 
     # The chains run in the default float type (float64 under jax_enable_x64: blackjax's noise
     # comes in that type), the draws are stored in the model's own.
     dtype = jnp.result_type(float)
-    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), position)
-    to_model = lambda p: jax.tree.map(lambda a, t: a.astype(t.dtype), p, shapes)
-    position = jax.tree.map(lambda a: a.astype(dtype), position)
-    state = init_loop_state(position, to_model(position), {}, int(opts.num_samples),
-                            int(opts.num_chains))
+    shapes = tree_spec(position)
+    state = init_loop_state(jax.tree.map(lambda a: a.astype(dtype), position), position, {},
+                            int(opts.num_samples), c)
     checkpoint = None
-    if opts.checkpoint_dir is not None:
-        run = opts.run_fields() | {"key": jax.random.key_data(key)}
-        checkpoint = Checkpoint(opts.checkpoint_dir, fingerprint(method, run, data))
+    if sampler.checkpoint_dir is not None:
+        run = run_fields(opts) | {"key": jax.random.key_data(key)}
+        checkpoint = Checkpoint(sampler.checkpoint_dir, fingerprint(method, run, data))
         saved = checkpoint.load(state)
         state = state if saved is None else saved
-    prepare, step = sg_step(kernel, batch_size, n)
-    run_chunk = jax.jit(build_run_chunk(step, to_model, int(opts.num_chains), prepare))
+    kind = "sgld" if dynamics is None else "sghmc"
+    program_key = ("sg_run_chunk", kind, log_density, batch_size, n, c, shapes,
+                   None if dynamics is None else (int(dynamics.num_integration_steps),
+                                                  float(dynamics.noise_estimate)))
+    run_chunk = memo(program_key, lambda: _build_run_chunk(kind, log_density, dynamics,
+                                                           batch_size, n, c, position))
     peak = float(schedule["step_size"].max())
     state, timing = run_loop(state, run_chunk, k_run, data, schedule,
-                             chunk_steps=opts.chunk_steps, checkpoint=checkpoint,
-                             progress=opts.progress, callback=opts.callback, description=method,
+                             chunk_steps=sampler.chunk_steps, checkpoint=checkpoint,
+                             progress=sampler.progress, callback=sampler.callback,
+                             description=method,
                              nonfinite_hint=f"lower `step_size` (its peak was {peak:.3g})")
     info = {"timing": timing, "batch_size": batch_size, "num_steps": len(schedule["slot"]),
             "step_size_max": peak, "curvature": curvature,
-            "temperature": float(opts.temperature)}
-    if kind == "sghmc":
-        info["friction"] = float(opts.friction)
+            "temperature": float(sampler.temperature)}
+    if friction is not None:
+        info["friction"] = float(friction)
     advice = CYCLICAL_ADVICE if method == "cyclical_sgld" else ADVICE
     return assemble_posterior(method, network, likelihood, tuple(data["x"].shape[1:]), state,
                               int(schedule["sampling"].sum()), info, advice)
+
+
+def _build_run_chunk(kind: str, log_density: Callable, dynamics: SGHMCDynamics | None,
+                     batch_size: int, num_data: int, num_chains: int, template: Params):
+    """The jitted chunk of ``kind``'s steps; draws are stored in ``template``'s dtypes."""
+    dtypes = jax.tree.map(lambda a: a.dtype, template)
+    to_model = lambda p: jax.tree.map(lambda a, t: a.astype(t), p, dtypes)
+    prepare, step = sg_step(kind, jax.grad(log_density), dynamics, batch_size, num_data)
+    return jax.jit(build_run_chunk(step, to_model, num_chains, prepare))
