@@ -21,7 +21,7 @@ from bdl.approximators._sgmcmc import (
     fit_sghmc,
     fit_sgld,
 )
-from bdl.approximators._vi import fit_vi
+from bdl.approximators._vi import VIOptions, fit_vi
 from bdl.approximators.laplace import fit_laplace
 from bdl.likelihoods import Likelihood
 from bdl.models import as_network
@@ -32,7 +32,7 @@ _REGISTRY: dict[str, Method | Callable[..., Any]] = {
     "map": Method(TrainOptions, fit_map, fit_map_seeds, carries_state=True),
     "ensemble": Method(EnsembleOptions, fit_ensemble, fit_ensemble_seeds, carries_state=True),
     "laplace": fit_laplace,
-    "vi": fit_vi,
+    "vi": Method(VIOptions, fit_vi),
     "sgld": Method(SGLDOptions, fit_sgld),
     "sghmc": Method(SGHMCOptions, fit_sghmc),
     "cyclical_sgld": Method(CyclicalOptions, fit_cyclical_sgld),

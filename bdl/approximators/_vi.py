@@ -45,12 +45,13 @@ import optax
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions import Normal, kl_divergence
 
+from bdl._cache import memo
 from bdl._validation import check_choice, check_positive
 from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._averaging import tail_average, tail_average_params
 from bdl.approximators._map import fit_map
-from bdl.approximators._method import Posterior
-from bdl.approximators._options import TrainOptions, split_options
+from bdl.approximators._method import Posterior, options_from_kwargs
+from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
 from bdl.approximators._state import as_state_dict, get_path, json_path, register_named_tuple, restore
 from bdl.likelihoods import Likelihood
@@ -66,10 +67,8 @@ from bdl.training import (
     train,
 )
 
-_OWN = ("num_mc_samples", "kl_weight", "init_scale", "average", "subset", "map_epochs")
 FIRST_STEPS = 2000  # optimiser steps of the first stage when `epochs` is not given
 MAX_STEPS = 32000  # cap on the optimiser steps when `epochs` is not given
-DEFAULT_LEARNING_RATE = 1e-2  # Adam's step size when neither it nor `optimizer` is given
 DEFAULT_MC_SAMPLES = 4  # reparameterised draws per step
 DEFAULT_INIT_SCALE = 0.05  # initial standard deviation of every factor
 ELBO_TOL = 5e-3  # nats per example: an ELBO gain below this between quarters is settled
@@ -228,7 +227,7 @@ class VIPosterior(Posterior):
         """Network outputs ``[S, N, out]`` under ``S = num_samples`` parameter draws; inputs
         in chunks of ``chunk_size`` (the same draws for every chunk)."""
         x = check_inputs(x, "x")
-        return _sampled_outputs(self.network.apply, self.path, self.fixed, self.q, key, x,
+        return _sampled_outputs(_core(self.network).apply, self.path, self.fixed, self.q, key, x,
                                 int(num_samples), int(chunk_size))
 
     def predict(self, x, *, key: jax.Array | None = None, num_samples: int = 100,
@@ -248,48 +247,77 @@ class VIPosterior(Posterior):
                                  self.info, self.input_shape)
 
 
-def fit_vi(
-    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch, **options: Any
-) -> VIPosterior:
-    """Mean-field Gaussian VI (Bayes by backprop).
+@dataclasses.dataclass(frozen=True)
+class VIOptions:
+    """Options of ``"vi"`` (mean-field Gaussian VI, Bayes by backprop).
 
-    Options: ``num_mc_samples`` (4) draws per step; ``kl_weight`` (1.0) multiplies the KL
-    (a temperature; < 1 = "cold"); ``init_scale`` (0.05) initial standard deviation of every
-    factor; ``average`` (True) return the mean of the iterates of the last half of the steps
-    (Polyak-Ruppert averaging; False: the last iterate); ``subset`` (``"all"`` or
-    ``"last_layer"``: the last dense layer, other layers fixed at a MAP fit with the same
-    training options); ``map_epochs`` (default ``epochs``) of that MAP fit, 0 to take
-    ``init_params`` as they are; and every ``TrainOptions`` field (the prior must provide
-    ``precision_tree``, e.g. ``IsotropicGaussian``).
-
-    VI's own defaults for the shared ones. Without ``optimizer``: Adam at a constant
-    ``learning_rate`` (``DEFAULT_LEARNING_RATE`` unless given; the averaging removes the
-    Monte Carlo jitter a decay would). With ``epochs=None`` (the default): until converged,
-    in doubling stages of ``FIRST_STEPS``, ``2 * FIRST_STEPS``, ... optimiser steps (whole
-    epochs) up to ``max_epochs`` (default ``MAX_STEPS`` steps); a stage is converged when the mean ELBO of the
-    last quarter of the steps is no better than that of the quarter before it (within 3
-    standard errors or ``ELBO_TOL`` nats per example, that error at most ``2 * ELBO_TOL``). ``info["converged"]`` says whether it
-    was; at the cap, or after ``epochs`` given and not converged, a
-    ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``). After early
-    stopping on the validation loss (``patience``) ``info["converged"]`` is None.
+    Attributes:
+      train: how the ELBO is optimised (``TrainOptions``; its fields are keywords too), and
+        the MAP stage of ``subset="last_layer"``. The prior must provide ``precision_tree``
+        (``IsotropicGaussian``). VI's reading of the shared fields: without ``optimizer``,
+        Adam at a constant ``learning_rate`` (no decay: the tail averaging removes the Monte
+        Carlo jitter a decay would); ``epochs=None`` (the default) runs until converged, in
+        doubling stages of ``FIRST_STEPS``, ``2 * FIRST_STEPS``, ... optimiser steps (whole
+        epochs) up to ``max_epochs`` (default ``MAX_STEPS`` steps).
+      num_mc_samples: reparameterised draws per step.
+      kl_weight: multiplies the KL (a temperature; < 1 = "cold").
+      init_scale: initial standard deviation of every factor.
+      average: return the mean of the iterates of the last half of the steps (Polyak-Ruppert
+        averaging); False: the last iterate.
+      subset: ``"all"`` or ``"last_layer"`` (the last dense layer; the other layers fixed at a
+        MAP fit with the same training options).
+      map_epochs: epochs of that MAP fit; ``None`` = ``train.epochs``; 0 takes
+        ``train.init_params`` as they are.
     """
-    train_opts, own = split_options(options, _OWN, "vi")
-    num_mc = int(own.get("num_mc_samples", DEFAULT_MC_SAMPLES))
-    if num_mc < 1:
-        raise ValueError(f"`num_mc_samples` must be >= 1; got {num_mc}.")
-    kl_weight = float(own.get("kl_weight", 1.0))
-    if kl_weight < 0:
-        raise ValueError(f"`kl_weight` must be >= 0; got {kl_weight}.")
-    init_scale = float(own.get("init_scale", DEFAULT_INIT_SCALE))
-    check_positive("init_scale", init_scale)
-    average = own.get("average", True)
-    if not isinstance(average, (bool, np.bool_)):
-        raise TypeError(f"`average` must be True or False; got {average!r}.")
-    subset = own.get("subset", "all")
-    check_choice("subset", subset, ("all", "last_layer"))
-    prior = train_opts.prior
-    if not hasattr(prior, "precision_tree"):
-        raise TypeError(f"`prior` must provide precision_tree (IsotropicGaussian); got {prior!r}.")
+
+    train: TrainOptions = dataclasses.field(default_factory=TrainOptions)
+    num_mc_samples: int = DEFAULT_MC_SAMPLES
+    kl_weight: float = 1.0
+    init_scale: float = DEFAULT_INIT_SCALE
+    average: bool = True
+    subset: str = "all"
+    map_epochs: int | None = None
+
+    def __post_init__(self):
+        if int(self.num_mc_samples) < 1:
+            raise ValueError(f"`num_mc_samples` must be >= 1; got {self.num_mc_samples}.")
+        if float(self.kl_weight) < 0:
+            raise ValueError(f"`kl_weight` must be >= 0; got {self.kl_weight}.")
+        check_positive("init_scale", self.init_scale)
+        if not isinstance(self.average, (bool, np.bool_)):
+            raise TypeError(f"`average` must be True or False; got {self.average!r}.")
+        check_choice("subset", self.subset, ("all", "last_layer"))
+        if self.map_epochs is not None and int(self.map_epochs) < 0:
+            raise ValueError(f"`map_epochs` must be >= 0 (or None: `epochs`); got "
+                             f"{self.map_epochs}.")
+        if self.subset == "last_layer" and self.map_epochs == 0 and self.train.init_params is None:
+            raise ValueError("`map_epochs`=0 takes the body from `init_params`; pass them.")
+        if not hasattr(self.train.prior, "precision_tree"):
+            raise TypeError(f"`prior` must provide precision_tree (IsotropicGaussian); got "
+                            f"{self.train.prior!r}.")
+
+
+def fit_vi(
+    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+    options: VIOptions | None = None, **kwargs: Any,
+) -> VIPosterior:
+    """Mean-field Gaussian VI (Bayes by backprop) with ``options`` (a ``VIOptions``, or its
+    fields and those of ``TrainOptions`` as keywords).
+
+    With ``epochs=None`` a stage is converged when the mean ELBO of the last quarter of its
+    steps is no better than that of the quarter before it (within 3 standard errors or
+    ``ELBO_TOL`` nats per example, that error at most ``2 * ELBO_TOL``).
+    ``info["converged"]`` says whether it was; at the cap, or after ``epochs`` given and not
+    converged, a ``bdl.NotConvergedWarning`` says to raise ``max_epochs`` (or ``epochs``).
+    After early stopping on the validation loss (``patience``) ``info["converged"]`` is None.
+
+    The compiled programs are memoised on the configuration (model, likelihood, prior,
+    optimiser, options, data shapes), so a repeated identical fit compiles nothing.
+    """
+    opts = options if options is not None else options_from_kwargs(VIOptions, kwargs, "vi")
+    train_opts = opts.train
+    num_mc, kl_weight = int(opts.num_mc_samples), float(opts.kl_weight)
+    init_scale, average, subset = float(opts.init_scale), bool(opts.average), opts.subset
 
     k_map, k_init, k_val, k_train = jax.random.split(key, 4)
     lik0 = likelihood.init_params()
@@ -297,13 +325,10 @@ def fit_vi(
         start = train_opts.init_params
         loc = network.init(k_init) if start is None else jax.tree.map(jnp.asarray, start)
         fixed, path = {}, ()
-        precision = prior.precision_tree(loc)
     else:
-        fixed, lik0 = _map_stage(k_map, network, likelihood, data, train_opts,
-                                 own.get("map_epochs"))
+        fixed, lik0 = _map_stage(k_map, network, likelihood, data, train_opts, opts.map_epochs)
         path = find_last_layer(network, fixed, data["x"][:8])
         loc = _get(fixed, path)
-        precision = _get(prior.precision_tree(fixed), path)
 
     train_data, val_data = split_validation(data, train_opts.validation_fraction, k_val)
     n = train_data["x"].shape[0]
@@ -311,24 +336,12 @@ def fit_vi(
     per_epoch = 1 if batch_size >= n else n // batch_size  # optimiser steps per epoch
     stages = _stages(train_opts.epochs, train_opts.max_epochs, per_epoch)
     windows = tuple(_window(end, prev) for end, prev in zip(stages, (0, *stages[:-1]), strict=True))
-    inner = _default_optimizer(train_opts, options)
-    if average:
-        inner = tail_average(inner, tuple(tuple(e * per_epoch for e in w) for w in windows))
-    optimizer = optax.multi_transform(
-        {"train": inner, "freeze": optax.set_to_zero()},
-        lambda p: {k: jax.tree.map(lambda _, k=k: "freeze" if k == "fixed" else "train", v)
-                   for k, v in p.items()},
-    )
-    loss = elbo_loss(network.apply, likelihood, precision, n, num_mc_samples=num_mc,
-                     kl_weight=kl_weight, path=path)
-    epoch = build_epoch(loss, optimizer, n, batch_size, loss_takes_key=True)
-
-    def val_nll(params: Params, batch: Batch) -> jax.Array:  # at the variational mean
-        f = network.apply(_insert(params["fixed"], path, params["net"].loc), batch["x"])
-        return -jnp.mean(likelihood.log_likelihood(f, batch["y"], params["lik"]))
-
-    chunk = jax.jit(build_chunk(epoch, val_nll if val_data is not None else None),
-                    static_argnums=3)
+    lr = None if train_opts.optimizer is not None else float(train_opts.learning_rate)
+    program = _Program(_core(network), likelihood, train_opts.prior, train_opts.optimizer, lr,
+                       n, batch_size, num_mc, kl_weight, path, average,
+                       tuple(tuple(e * per_epoch for e in w) for w in windows),
+                       val_data is not None)
+    chunk, optimizer = memo(("vi", program), lambda: _build_program(program))
     params = {"net": init_mean_field(loc, init_scale), "lik": lik0, "fixed": fixed}
     state = init_state(k_train, params, optimizer)
     histories, check = [], {}
@@ -354,7 +367,7 @@ def fit_vi(
     _check_finite(net, lik)
     epochs_done = int(state.epoch)
     info = {"history": history, "num_train": n, "subset": subset, "num_mc_samples": num_mc,
-            "kl_weight": kl_weight, "init_scale": init_scale, "average": bool(average),
+            "kl_weight": kl_weight, "init_scale": init_scale, "average": average,
             "epochs": epochs_done, "num_steps": epochs_done * per_epoch, "drift": drift,
             **check}
     if check["converged"] is False:
@@ -367,6 +380,63 @@ def fit_vi(
         )
     return VIPosterior("vi", network, likelihood, net, lik, state.best_params["fixed"], path,
                        info, tuple(data["x"].shape[1:]))
+
+
+class _Program(NamedTuple):
+    """Everything the compiled training chunk of a VI fit depends on (hashable: the memo key
+    of ``_build_program``; arrays such as ``init_params`` are arguments, not part of it)."""
+
+    network: Network  # only ``forward`` and the flags (``_core``)
+    likelihood: Likelihood
+    prior: Any
+    optimizer: optax.GradientTransformation | None  # the user's, or None: Adam at
+    learning_rate: float | None  # this constant step size (None with a user optimizer)
+    num_data: int
+    batch_size: int
+    num_mc_samples: int
+    kl_weight: float
+    path: KeyPath
+    average: bool
+    step_windows: tuple[tuple[int, int, int], ...]  # tail-averaging windows, in steps
+    has_val: bool
+
+
+def _build_program(p: _Program) -> tuple[Callable, optax.GradientTransformation]:
+    """The jitted chunk ``(state, data, val, num_epochs) -> (state, log)`` and the optimiser
+    of a VI fit."""
+    inner = p.optimizer if p.optimizer is not None else optax.adam(p.learning_rate)
+    if p.average:
+        inner = tail_average(inner, p.step_windows)
+    optimizer = optax.multi_transform(
+        {"train": inner, "freeze": optax.set_to_zero()},
+        lambda t: {k: jax.tree.map(lambda _, k=k: "freeze" if k == "fixed" else "train", v)
+                   for k, v in t.items()},
+    )
+    apply, path = p.network.apply, p.path
+
+    def loss(params: Params, batch: Batch, key: jax.Array) -> jax.Array:
+        # the prior's per-leaf precisions are constants of the tree structure
+        whole = params["net"].loc if not path else params["fixed"]
+        precision = _get(p.prior.precision_tree(whole), path)
+        return elbo_loss(apply, p.likelihood, precision, p.num_data,
+                         num_mc_samples=p.num_mc_samples, kl_weight=p.kl_weight,
+                         path=path)(params, batch, key)
+
+    def val_nll(params: Params, batch: Batch) -> jax.Array:  # at the variational mean
+        f = apply(_insert(params["fixed"], path, params["net"].loc), batch["x"])
+        return -jnp.mean(p.likelihood.log_likelihood(f, batch["y"], params["lik"]))
+
+    epoch = build_epoch(loss, optimizer, p.num_data, p.batch_size, loss_takes_key=True)
+    chunk = jax.jit(build_chunk(epoch, val_nll if p.has_val else None), static_argnums=3)
+    return chunk, optimizer
+
+
+def _core(network: Network) -> Network:
+    """The parts of ``network`` a compiled program reads (not ``init``, a fresh closure for
+    an NNX instance), so that fits of equal models share their programs."""
+    flags = (network.has_state, network.stochastic)
+    return memo(("vi_core", network.forward, flags),
+                lambda: Network(None, network.forward, has_state=flags[0], stochastic=flags[1]))
 
 
 def _stages(epochs: int | None, max_epochs: int | None, per_epoch: int) -> tuple[int, ...]:
@@ -388,15 +458,6 @@ def _window(end: int, previous: int) -> tuple[int, int, int]:
     into the previous stage; split in two (the first half empty for a 1-epoch run)."""
     start = max(end // 2, previous)
     return start, start + (end - start) // 2, end
-
-
-def _default_optimizer(train_opts: TrainOptions, options: Mapping[str, Any]
-                       ) -> optax.GradientTransformation:
-    """The user's ``optimizer``, else Adam at ``learning_rate`` (VI's default unless given)."""
-    if train_opts.optimizer is not None:
-        return train_opts.optimizer
-    lr = options.get("learning_rate")
-    return optax.adam(DEFAULT_LEARNING_RATE if lr is None else float(train_opts.learning_rate))
 
 
 def _averaged(state, windows: tuple[tuple[int, int, int], ...], per_epoch: int
@@ -495,13 +556,11 @@ def _map_stage(key, network, likelihood, data, train_opts: TrainOptions, map_epo
     """Network and likelihood parameters of a MAP fit (the frozen body of last-layer VI)."""
     epochs = train_opts.epochs if map_epochs is None else int(map_epochs)
     if epochs == 0:
-        if train_opts.init_params is None:
-            raise ValueError("`map_epochs`=0 takes the body from `init_params`; pass them.")
         return jax.tree.map(jnp.asarray, train_opts.init_params), likelihood.init_params()
     ckpt = train_opts.checkpoint_dir
-    map_opts = {f.name: getattr(train_opts, f.name) for f in dataclasses.fields(train_opts)}
-    map_opts.update(epochs=epochs, checkpoint_dir=None if ckpt is None else Path(ckpt) / "map")
-    body = fit_map(key, network, likelihood, data, **map_opts)
+    map_opts = dataclasses.replace(
+        train_opts, epochs=epochs, checkpoint_dir=None if ckpt is None else Path(ckpt) / "map")
+    body = fit_map(key, network, likelihood, data, map_opts)
     first = lambda tree: jax.tree.map(lambda a: a[0], tree)
     return first(body.particles["net"]), first(body.particles["lik"])
 

@@ -317,3 +317,41 @@ def test_unidentifiable_last_layer_is_a_clear_error():
         bdl.fit("vi", _Squashed(), bdl.likelihoods.Gaussian(), (x, y), key=0, epochs=1,
                 subset="last_layer", map_epochs=0, init_params=init)
     assert "vi" in bdl.available()
+
+
+def test_a_repeated_identical_fit_compiles_nothing(caplog):
+    """Same model spec, likelihood, options, shapes and dtypes: the second fit (last-layer VI,
+    so the MAP stage too) and its predict reuse every compiled program (``bdl._cache``)."""
+    import logging
+
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    y = x[:, 0]
+
+    def run(**options):
+        post = bdl.fit("vi", bdl.models.MLP((8,)), bdl.likelihoods.Gaussian(), (x, y),
+                       key=jax.random.key(0), epochs=20, **options)
+        return np.asarray(post.predict(x, key=jax.random.key(1), num_samples=10).mean())
+
+    for options in (dict(), dict(subset="last_layer", validation_fraction=0.2)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bdl.NotConvergedWarning)
+            first = run(**options)
+            caplog.clear()
+            with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+                second = run(**options)
+        compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+        assert compiles == [], options
+        np.testing.assert_array_equal(first, second)
+
+
+def test_options_object_equals_flat_keywords():
+    x, y = _orthogonal_design()
+    opts = bdl.approximators.VIOptions(bdl.approximators.TrainOptions(epochs=5),
+                                       num_mc_samples=2)
+    fit = lambda **kw: bdl.fit("vi", linen.Dense(1), bdl.likelihoods.Gaussian(), (x, y),
+                               key=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bdl.NotConvergedWarning)
+        a, b = fit(options=opts), fit(epochs=5, num_mc_samples=2)
+    np.testing.assert_array_equal(np.asarray(a.q.loc["kernel"]), np.asarray(b.q.loc["kernel"]))
+    assert bdl.approximators.options_class("vi") is bdl.approximators.VIOptions
