@@ -28,6 +28,7 @@ from bdl.approximators._sgmcmc import (
 )
 from bdl.approximators._vi import MeanField, VIOptions, VIPosterior, fit_vi
 from bdl.approximators.laplace import LaplacePosterior, fit_laplace
+from bdl.approximators.laplace import LaplaceOptions
 
 __all__ = [
     "EnsembleOptions",
@@ -52,6 +53,7 @@ __all__ = [
     "fit_sgld",
     "format_diagnostics",
     "LaplacePosterior",
+    "LaplaceOptions",
     "MeanField",
     "ParticlePosterior",
     "TrainOptions",

@@ -78,18 +78,3 @@ class TrainOptions:
         if self.optimizer is not None:
             return self.optimizer
         return default_optimizer(self.learning_rate, self.steps_per_epoch(num_data))
-
-
-def split_options(options: dict[str, Any], own: tuple[str, ...], method: str
-                  ) -> tuple[TrainOptions, dict[str, Any]]:
-    """Split ``options`` into ``TrainOptions`` and the method's own options ``own``;
-    an unknown option raises a ``TypeError`` listing the known ones."""
-    train_fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    unknown = set(options) - train_fields - set(own)
-    if unknown:
-        known = sorted(train_fields | set(own))
-        raise TypeError(
-            f"Unknown option(s) {sorted(unknown)} for method {method!r}; known: {known}."
-        )
-    train = TrainOptions(**{k: v for k, v in options.items() if k in train_fields})
-    return train, {k: v for k, v in options.items() if k in own}

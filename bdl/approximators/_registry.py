@@ -22,7 +22,7 @@ from bdl.approximators._sgmcmc import (
     fit_sgld,
 )
 from bdl.approximators._vi import VIOptions, fit_vi
-from bdl.approximators.laplace import fit_laplace
+from bdl.approximators.laplace import LaplaceOptions, fit_laplace
 from bdl.likelihoods import Likelihood
 from bdl.models import as_network
 from bdl.training import as_key, check_inputs, prepare_data
@@ -31,7 +31,7 @@ from bdl.training import as_key, check_inputs, prepare_data
 _REGISTRY: dict[str, Method | Callable[..., Any]] = {
     "map": Method(TrainOptions, fit_map, fit_map_seeds, carries_state=True),
     "ensemble": Method(EnsembleOptions, fit_ensemble, fit_ensemble_seeds, carries_state=True),
-    "laplace": fit_laplace,
+    "laplace": Method(LaplaceOptions, fit_laplace),
     "vi": Method(VIOptions, fit_vi),
     "sgld": Method(SGLDOptions, fit_sgld),
     "sghmc": Method(SGHMCOptions, fit_sghmc),

@@ -293,3 +293,46 @@ def test_unsupported_models_are_refused_clearly():
         ens = ParticlePosterior("ensemble", post.network, lik, {
             "net": jax.tree.map(lambda a: jnp.stack([a, a]), post.net_params), "lik": {}})
         bdl.fit("laplace", _TanhHead(), lik, (x, y), key=jax.random.key(0), map_posterior=ens)
+
+
+@pytest.mark.filterwarnings("ignore::bdl.NotConvergedWarning")
+def test_a_repeated_identical_fit_compiles_nothing(caplog):
+    """Same model spec, likelihood, options, shapes and dtypes: the second fit (MAP, subnet,
+    curvature, evidence tuning) and its predictives reuse every compiled program."""
+    import logging
+
+    x, y = _regression(n=64)
+
+    def run(**options):
+        post = bdl.fit("laplace", bdl.models.MLP((8,)), bdl.likelihoods.Gaussian(), (x, y),
+                       key=jax.random.key(0), epochs=20, tune_steps=20, **options)
+        glm = post.predict(x)
+        mc = post.predict(x, predictive="mc", key=jax.random.key(1), num_samples=5)
+        return np.asarray(glm.variance()), np.asarray(mc.mean())
+
+    for options in (dict(), dict(subset="all", hessian="diag")):
+        first = run(**options)
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+            second = run(**options)
+        compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+        assert compiles == [], options
+        for a, b in zip(first, second, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_options_object_equals_flat_keywords():
+    x, y = _regression(n=32)
+    model, lik = bdl.models.MLP((4,)), bdl.likelihoods.Gaussian(scale=0.1)
+    opts = bdl.approximators.LaplaceOptions(bdl.approximators.TrainOptions(epochs=5),
+                                            hessian="diag", prior_precision=[2.0])
+    a = bdl.fit("laplace", model, lik, (x, y), key=0, options=opts)
+    b = bdl.fit("laplace", model, lik, (x, y), key=0, epochs=5, hessian="diag",
+                prior_precision=2.0)
+    assert a.info["tune"] is None and a.info["prior_precision"] == b.info["prior_precision"]
+    np.testing.assert_array_equal(np.asarray(a.covariance()), np.asarray(b.covariance()))
+    # tuning is asked for by a prior left at the placeholder, or by a tuning option
+    assert bdl.approximators.LaplaceOptions().resolved_tune() == "marglik"
+    assert bdl.approximators.LaplaceOptions(prior_precision=1.0).resolved_tune() is None
+    assert bdl.approximators.LaplaceOptions(prior_precision=1.0,
+                                            tune_steps=50).resolved_tune() == "marglik"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -12,10 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from bdl._cache import memo
 from bdl._validation import check_choice, check_positive
 from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._map import fit_map
-from bdl.approximators._options import TrainOptions, split_options
+from bdl.approximators._method import options_from_kwargs
+from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators.laplace._curvature import build_curvature
 from bdl.approximators.laplace._likelihood import has_noise_scale
@@ -25,56 +28,135 @@ from bdl.approximators.laplace._posterior import LaplacePosterior
 from bdl.approximators.laplace._subnet import Subnet, build_subnet, get_path
 from bdl.likelihoods import Gaussian, Likelihood
 from bdl.models import Network, Params
+from bdl.priors import IsotropicGaussian
 from bdl.training import Batch
 
 HESSIANS = ("full", "diag", "kfac")
 SUBSETS = ("all", "last_layer")
-_OWN = ("hessian", "subset", "prior_precision", "prior_structure", "tune", "tune_noise",
-        "tune_steps", "tune_learning_rate", "map_posterior", "chunk_size")
+TUNES = ("auto", "marglik", None)
+DEFAULT_TUNE_STEPS = 200
+DEFAULT_TUNE_LEARNING_RATE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class LaplaceOptions:
+    """Options of ``"laplace"``.
+
+    Attributes:
+      train: how the MAP is trained (``TrainOptions``; its fields are keywords too). Its
+        ``prior`` also sets the starting prior precision (unless ``prior_precision`` is given).
+      hessian: ``"kfac"`` (Kronecker factors per dense layer), ``"diag"`` or ``"full"``
+        (``[D, D]``: small models or the last layer only).
+      subset: ``"last_layer"`` (the model must end in a dense layer) or ``"all"``.
+      prior_precision: a positive float, or one value per layer group; None: the precision
+        of ``train.prior``.
+      prior_structure: ``"scalar"`` or ``"layerwise"`` (one precision per layer); None:
+        ``"layerwise"`` when ``prior_precision`` gives several values, else ``"scalar"``.
+      tune: ``"marglik"`` maximises the Laplace evidence over the log prior precision (and
+        noise, see ``tune_noise``) by Adam, starting from the prior, with the mode held fixed;
+        None keeps them. ``"auto"`` (default): ``"marglik"`` when neither a ``prior`` other
+        than the library's placeholder ``IsotropicGaussian(1.0)`` nor ``prior_precision`` is
+        given, or when ``tune_noise=True`` or a ``tune_steps`` / ``tune_learning_rate`` other
+        than the default asks for tuning; otherwise None: a prior you pass is used as given,
+        so on a linear-Gaussian model the posterior is the exact one for that prior.
+      tune_noise: also tune the noise scale of a homoscedastic Gaussian; None: when the
+        likelihood learns its scale and the prior is tuned.
+      tune_steps, tune_learning_rate: the Adam steps of the tuning.
+      map_posterior: a one-particle MAP ``ParticlePosterior`` to start from instead of
+        training one (then only ``train.prior`` applies).
+      chunk_size: examples per chunk of the curvature pass (bounds memory); None: all of them
+        up to 4,096 (KFAC, dense-layer diag), else as many as keep ~8M Jacobian entries.
+    """
+
+    train: TrainOptions = dataclasses.field(default_factory=TrainOptions)
+    hessian: str = "kfac"
+    subset: str = "last_layer"
+    prior_precision: float | tuple[float, ...] | None = None
+    prior_structure: str | None = None
+    tune: str | None = "auto"
+    tune_noise: bool | None = None
+    tune_steps: int = DEFAULT_TUNE_STEPS
+    tune_learning_rate: float = DEFAULT_TUNE_LEARNING_RATE
+    map_posterior: Any = None
+    chunk_size: int | None = None
+
+    def __post_init__(self):
+        check_choice("hessian", self.hessian, HESSIANS)
+        check_choice("subset", self.subset, SUBSETS)
+        if self.prior_precision is not None:
+            check_positive("prior_precision", self.prior_precision)
+            values = np.asarray(self.prior_precision, np.float64)
+            # hashable and plain: a float, or a tuple of floats
+            object.__setattr__(self, "prior_precision", float(values) if values.ndim == 0
+                               else tuple(float(v) for v in values.reshape(-1)))
+        if self.prior_structure is not None:
+            check_choice("prior_structure", self.prior_structure, ("scalar", "layerwise"))
+        if self.tune not in TUNES:
+            raise ValueError(f"Unknown tune {self.tune!r}; choose one of: 'auto', 'marglik', "
+                             "None.")
+        if self.tune_noise is not None and not isinstance(self.tune_noise, (bool, np.bool_)):
+            raise TypeError(f"`tune_noise` must be True, False or None; got {self.tune_noise!r}.")
+        if int(self.tune_steps) < 1:
+            raise ValueError(f"`tune_steps` must be >= 1; got {self.tune_steps}.")
+        check_positive("tune_learning_rate", self.tune_learning_rate)
+        if self.chunk_size is not None and int(self.chunk_size) < 1:
+            raise ValueError(f"`chunk_size` must be >= 1; got {self.chunk_size}.")
+
+    def resolved_structure(self) -> str:
+        """``prior_structure``, or its default for ``prior_precision``."""
+        if self.prior_structure is not None:
+            return self.prior_structure
+        return "layerwise" if isinstance(self.prior_precision, tuple) and len(
+            self.prior_precision) > 1 else "scalar"
+
+    def resolved_tune(self) -> str | None:
+        """``tune``, with ``"auto"`` resolved (see the class docstring)."""
+        if self.tune != "auto":
+            return self.tune
+        user_prior = self.prior_precision is not None or self.train.prior != IsotropicGaussian()
+        asks = (self.tune_noise is True or self.tune_steps != DEFAULT_TUNE_STEPS
+                or self.tune_learning_rate != DEFAULT_TUNE_LEARNING_RATE)
+        return None if user_prior and not asks else "marglik"
+
+    def resolved_tune_noise(self, likelihood: Likelihood) -> bool:
+        """``tune_noise``, or its default for ``likelihood``; raises when it cannot apply."""
+        learns_noise = isinstance(likelihood, Gaussian) and likelihood.learns_scale
+        if self.tune_noise is None:
+            return learns_noise and self.resolved_tune() is not None
+        if self.tune_noise and not learns_noise:
+            raise ValueError(
+                "`tune_noise` needs a homoscedastic Gaussian likelihood with a learned scale "
+                f"(Gaussian(scale=None)); got {likelihood!r}."
+            )
+        return bool(self.tune_noise)
 
 
 def fit_laplace(
-    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch, **options: Any
+    key: jax.Array, network: Network, likelihood: Likelihood, data: Batch,
+    options: LaplaceOptions | None = None, **kwargs: Any,
 ) -> LaplacePosterior:
-    """Laplace approximation around the MAP with a generalised Gauss-Newton curvature.
+    """Laplace approximation around the MAP with a generalised Gauss-Newton curvature, with
+    ``options`` (a ``LaplaceOptions``, or its fields and those of ``TrainOptions`` as
+    keywords).
 
-    Options:
-      hessian: ``"kfac"`` (default; Kronecker factors per dense layer), ``"diag"`` or
-        ``"full"`` (``[D, D]``: small models or the last layer only).
-      subset: ``"last_layer"`` (default; the model must end in a dense layer) or ``"all"``.
-      prior_precision: positive float, or one value per layer group; default: the
-        precision of the MAP stage's ``prior``.
-      prior_structure: ``"scalar"`` (default) or ``"layerwise"`` (one precision per layer;
-        the default when ``prior_precision`` gives one value per layer).
-      tune: ``"marglik"`` maximises the Laplace evidence over the log prior precision (and
-        noise, see ``tune_noise``) by Adam, starting from the prior, with the mode held
-        fixed; ``None`` keeps them. Default: ``"marglik"`` when neither ``prior`` nor
-        ``prior_precision`` is given (the library's default prior is a placeholder) or when
-        ``tune_steps``, ``tune_learning_rate`` or ``tune_noise=True`` is; otherwise ``None``:
-        a prior you pass is used as given, so on a linear-Gaussian model the posterior is
-        the exact one for that prior. A tuning that has not converged at ``tune_steps``
-        warns (``bdl.NotConvergedWarning``); a non-finite evidence or posterior raises
-        ``bdl.NonFiniteError``.
-      tune_noise: also tune the noise scale of a homoscedastic Gaussian (default: when the
-        likelihood learns its scale).
-      tune_steps (200), tune_learning_rate (0.1): the Adam steps of the tuning.
-      map_posterior: a one-particle MAP ``ParticlePosterior`` to start from instead of
-        training one (then only ``prior`` of the training options applies: it sets the
-        starting prior precision).
-      chunk_size: examples per chunk of the curvature pass (bounds memory).
-      Any ``TrainOptions`` field (epochs, learning_rate, prior, ...) for the MAP.
+    A tuning that has not converged at ``tune_steps`` warns (``bdl.NotConvergedWarning``); a
+    non-finite evidence or posterior raises ``bdl.NonFiniteError``. The subnetwork, the two
+    compiled stages and the posterior's programs are memoised on the configuration (model,
+    likelihood, options, shapes), so a repeated identical fit compiles nothing.
 
     Returns:
       A ``LaplacePosterior``; ``info`` holds the tuned hyper-parameters, the evidence, the
       tuning history and timings (compile time apart from run time).
     """
-    train, opts = _parse_options(options, likelihood)
+    opts = options if options is not None else options_from_kwargs(LaplaceOptions, kwargs,
+                                                                   "laplace")
+    tune, structure = opts.resolved_tune(), opts.resolved_structure()
+    tune_noise = opts.resolved_tune_noise(likelihood)
     map_post = opts.map_posterior
     if map_post is None:
-        map_post = fit_map(key, network, likelihood, data,
-                           **{k: v for k, v in options.items() if k not in _OWN})
+        map_post = fit_map(key, network, likelihood, data, opts.train)
     else:
-        _check_map_posterior(map_post, network, options)
+        _check_map_posterior(map_post, network, opts.train)
     net_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["net"])
     lik_params = jax.tree.map(lambda a: jnp.asarray(a[0]), map_post.particles["lik"])
 
@@ -84,32 +166,32 @@ def fit_laplace(
     theta, _ = ravel_pytree(sub.theta(net_params))
     chunk = opts.chunk_size or _default_chunk(sub, opts.hessian, network, net_params, data)
 
-    stages = build_stages(sub, opts.hessian, likelihood, chunk_size=int(chunk), tune=opts.tune,
-                          tune_noise=opts.tune_noise, steps=opts.tune_steps,
-                          learning_rate=opts.tune_learning_rate)
+    stages = build_stages(sub, opts.hessian, likelihood, chunk_size=int(chunk), tune=tune,
+                          tune_noise=tune_noise, steps=int(opts.tune_steps),
+                          learning_rate=float(opts.tune_learning_rate))
     timings: dict[str, dict[str, float]] = {}
     (curv, terms), timings["curvature"] = _timed(stages.curvature, theta, net_params,
                                                  lik_params, data)
     dtype = jnp.result_type(*jax.tree.leaves(curv))  # float64 data: float64 evidence
-    init = Hyper(_initial_log_prior(sub, opts.prior_precision, opts.prior_structure, train,
+    init = Hyper(_initial_log_prior(sub, opts.prior_precision, structure, opts.train,
                                     net_params, dtype),
                  _initial_log_noise(likelihood, lik_params, dtype))
     (hyper, factor, lml, history, report), timings[stages.hyper_stage] = _timed(
         stages.hyper, curv, terms, theta, init)
     history = np.asarray(history)
-    _check_hyper(report, opts, init)
+    _check_hyper(report, opts, tune, init)
 
     info = {
         "hessian": opts.hessian,
         "subset": opts.subset,
-        "prior_structure": opts.prior_structure,
+        "prior_structure": structure,
         "layers": list(sub.group_names),
         "num_params": sub.num_params,
         "num_outputs": int(jax.eval_shape(network.apply, net_params, data["x"][:1]).shape[-1]),
         "prior_precision": np.exp(np.asarray(hyper.log_prior)).tolist(),
         "noise_scale": None if hyper.log_noise is None else float(np.exp(hyper.log_noise)),
         "log_marginal_likelihood": float(lml),
-        "tune": opts.tune,
+        "tune": tune,
         "tune_history": history,
         "tune_gain": float(report.gain),
         "timings": timings,
@@ -117,59 +199,6 @@ def fit_laplace(
     }
     return LaplacePosterior("laplace", network, likelihood, net_params, sub, opts.hessian, theta,
                             curv, terms, hyper, factor, info, tuple(data["x"].shape[1:]))
-
-
-class LaplaceOptions(NamedTuple):
-    """The method's own options, checked (see ``fit_laplace``)."""
-
-    hessian: str
-    subset: str
-    prior_precision: Any
-    prior_structure: str
-    tune: str | None
-    tune_noise: bool
-    tune_steps: int
-    tune_learning_rate: float
-    map_posterior: Any
-    chunk_size: int | None
-
-
-def _parse_options(options: dict[str, Any], likelihood: Likelihood
-                   ) -> tuple[TrainOptions, LaplaceOptions]:
-    train, own = split_options(options, _OWN, "laplace")
-    hessian = own.get("hessian", "kfac")
-    subset = own.get("subset", "last_layer")
-    check_choice("hessian", hessian, HESSIANS)
-    check_choice("subset", subset, SUBSETS)
-    given_prior = own.get("prior_precision")
-    if given_prior is not None:
-        check_positive("prior_precision", given_prior)
-    per_layer = given_prior is not None and np.size(given_prior) > 1
-    structure = own.get("prior_structure", "layerwise" if per_layer else "scalar")
-    check_choice("prior_structure", structure, ("scalar", "layerwise"))
-    user_prior = given_prior is not None or "prior" in options
-    asks_tuning = ("tune_steps" in own or "tune_learning_rate" in own
-                   or own.get("tune_noise") is True)
-    tuning = own.get("tune", None if user_prior and not asks_tuning else "marglik")
-    if tuning not in ("marglik", None):
-        raise ValueError(f"Unknown tune {tuning!r}; choose one of: 'marglik', None.")
-    learns_noise = isinstance(likelihood, Gaussian) and likelihood.learns_scale
-    tune_noise = bool(own.get("tune_noise", learns_noise and tuning is not None))
-    if tune_noise and not learns_noise:
-        raise ValueError(
-            "`tune_noise` needs a homoscedastic Gaussian likelihood with a learned scale "
-            f"(Gaussian(scale=None)); got {likelihood!r}."
-        )
-    steps = int(own.get("tune_steps", 200))
-    lr = float(own.get("tune_learning_rate", 0.1))
-    if steps < 1:
-        raise ValueError(f"`tune_steps` must be >= 1; got {steps}.")
-    check_positive("tune_learning_rate", lr)
-    chunk = own.get("chunk_size")
-    if chunk is not None and int(chunk) < 1:
-        raise ValueError(f"`chunk_size` must be >= 1; got {chunk}.")
-    return train, LaplaceOptions(hessian, subset, given_prior, structure, tuning, tune_noise,
-                                 steps, lr, own.get("map_posterior"), chunk)
 
 
 class Stages(NamedTuple):
@@ -190,7 +219,17 @@ class Stages(NamedTuple):
 
 def build_stages(sub: Subnet, hessian: str, likelihood: Likelihood, *, chunk_size: int,
                  tune: str | None, tune_noise: bool, steps: int, learning_rate: float) -> Stages:
-    """The programs ``fit_laplace`` runs (exposed so benchmarks can time them repeatedly)."""
+    """The programs ``fit_laplace`` runs (exposed so benchmarks can time them repeatedly),
+    memoised (``bdl._cache``): equal arguments give the very same functions, so their
+    compiled programs are reused."""
+    config = (sub, hessian, likelihood, int(chunk_size), tune, bool(tune_noise), int(steps),
+              float(learning_rate))
+    return memo(("laplace_stages", *config), lambda: _build_stages(*config))
+
+
+def _build_stages(sub: Subnet, hessian: str, likelihood: Likelihood, chunk_size: int,
+                  tune: str | None, tune_noise: bool, steps: int, learning_rate: float
+                  ) -> Stages:
     curvature = build_curvature(sub, hessian, likelihood, chunk_size)
 
     def hyper(curv, terms, theta, init):
@@ -210,17 +249,18 @@ def build_stages(sub: Subnet, hessian: str, likelihood: Likelihood, *, chunk_siz
     return Stages(curvature, hyper, "marglik" if tune == "marglik" else "factor")
 
 
-def _check_hyper(report: TuneReport, opts: LaplaceOptions, init: Hyper) -> None:
+def _check_hyper(report: TuneReport, opts: LaplaceOptions, tune: str | None, init: Hyper
+                 ) -> None:
     """Raise on a non-finite evidence or posterior; warn on a tuning that has not converged."""
     if not bool(report.finite):
         start = np.exp(np.asarray(init.log_prior)).tolist()
         raise NonFiniteError(
             "The Laplace evidence or posterior precision is not finite"
-            + (" after the marginal-likelihood tuning" if opts.tune else "")
+            + (" after the marginal-likelihood tuning" if tune else "")
             + f" (prior precision from {start}). Check the MAP (a NaN or exploded fit), pass a "
             "larger `prior_precision`, or use tune=None; no posterior was returned."
         )
-    if opts.tune and float(report.gain) > GAIN_TOL:
+    if tune and float(report.gain) > GAIN_TOL:
         warnings.warn(
             f"Laplace's marginal-likelihood tuning did not converge in tune_steps="
             f"{opts.tune_steps} Adam steps (learning rate {opts.tune_learning_rate}): a Newton "
@@ -231,16 +271,20 @@ def _check_hyper(report: TuneReport, opts: LaplaceOptions, init: Hyper) -> None:
 
 
 def _timed(fn: Callable, *args) -> tuple[Any, dict[str, float]]:
-    """``jit(fn)(*args)`` compiled ahead of time, so compile time is reported apart."""
+    """``jit(fn)(*args)`` compiled ahead of time, so compile time is reported apart; the
+    compiled program is memoised per ``fn`` and argument types (none the second time)."""
     t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
+    spec = (jax.tree.structure(args), tuple(
+        (jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
+         getattr(a, "sharding", None)) for a in jax.tree.leaves(args)))
+    compiled = memo(("laplace_stage", fn, spec), lambda: jax.jit(fn).lower(*args).compile())
     t1 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     t2 = time.perf_counter()
     return out, {"compile_s": t1 - t0, "run_s": t2 - t1}
 
 
-def _check_map_posterior(post: Any, network: Network, options: dict) -> None:
+def _check_map_posterior(post: Any, network: Network, train: TrainOptions) -> None:
     if not isinstance(post, ParticlePosterior):
         raise TypeError(
             f"`map_posterior` must be the ParticlePosterior of bdl.fit('map', ...); got "
@@ -254,7 +298,9 @@ def _check_map_posterior(post: Any, network: Network, options: dict) -> None:
     got = jax.tree.structure(jax.tree.map(lambda a: a[0], post.particles["net"]))
     if expected != got:
         raise ValueError("`map_posterior` was fitted with a different model than `model`.")
-    ignored = sorted(set(options) - set(_OWN) - {"prior"})
+    default = TrainOptions()
+    ignored = sorted(f.name for f in dataclasses.fields(TrainOptions) if f.name != "prior"
+                     and not _same(getattr(train, f.name), getattr(default, f.name)))
     if ignored:
         raise TypeError(f"Training option(s) {ignored} have no effect with `map_posterior`.")
 
@@ -309,3 +355,13 @@ def _default_chunk(sub: Subnet, hessian: str, network: Network, net_params: Para
     out = jax.eval_shape(network.apply, net_params, data["x"][:1]).shape[-1]
     return int(max(1, min(n, 2**23 // max(1, out * sub.num_params))))
 
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` is ``b``, or equal plain values (arrays given count as different)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False

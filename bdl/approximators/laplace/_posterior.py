@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bdl._cache import memo
 from bdl._validation import check_choice, check_finite, check_positive
 from bdl.approximators._method import Posterior
 from bdl.approximators._state import as_state_dict, register_named_tuple, restore
@@ -100,7 +101,6 @@ class LaplacePosterior(Posterior):
     factor: Factor
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_shape: tuple[int, ...] = ()
-    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
 
     kind: ClassVar[str] = "laplace"
 
@@ -109,7 +109,7 @@ class LaplacePosterior(Posterior):
         """``{"net": [S, ...], "lik": [S, ...]}``: network draws (``sample``) and the
         (tuned) likelihood parameters, repeated."""
         return {"net": self.sample(key, num_samples),
-                "lik": self._lik_params(self.hyper, int(num_samples))}
+                "lik": _lik_params(self.likelihood, self.hyper, int(num_samples))}
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -164,7 +164,8 @@ class LaplacePosterior(Posterior):
         """The dense posterior covariance ``[D, D]`` of the covered parameters, in the order of
         ``jax.flatten_util.ravel_pytree`` of those parameters (all network parameters, or the
         last layer's ``{"bias", "kernel"}``)."""
-        return self._jit("covariance", lambda f: covariance(self.subnet, f))(self.factor)
+        sub = self.subnet
+        return _jitted(("covariance", sub), lambda: lambda f: covariance(sub, f))(self.factor)
 
     def log_marginal_likelihood(self, prior_precision=None, noise_scale=None) -> jax.Array:
         """The Laplace log evidence at the fitted hyper-parameters, or at the given ones
@@ -191,7 +192,9 @@ class LaplacePosterior(Posterior):
             check_positive("noise_scale", noise_scale)
             hyper = hyper._replace(log_noise=jnp.log(jnp.asarray(noise_scale,
                                                               self.hyper.log_prior.dtype)))
-        fn = self._jit("lml", lambda c, t, th, h: posterior_factor(self.subnet, c, t, th, h)[1])
+        sub = self.subnet
+        fn = _jitted(("lml", sub),
+                     lambda: lambda c, t, th, h: posterior_factor(sub, c, t, th, h)[1])
         return fn(self.curvature, self.terms, self.theta, hyper)
 
     # ------------------------------------------------------------------ sampling
@@ -199,11 +202,13 @@ class LaplacePosterior(Posterior):
         """``n`` draws of the network parameters ``[n, ...]`` (uncovered ones at the MAP)."""
         z = jax.random.normal(as_key(key), (int(n), self.subnet.num_params), self.theta.dtype)
 
-        def draw(net, theta, factor, z):
-            thetas = theta + sample(self.subnet, factor, z)
-            return jax.vmap(lambda v: self.subnet.with_theta(net, self.subnet.unravel(v)))(thetas)
+        sub = self.subnet
 
-        return self._jit("sample", draw)(self.net_params, self.theta, self.factor, z)
+        def draw(net, theta, factor, z):
+            thetas = theta + sample(sub, factor, z)
+            return jax.vmap(lambda v: sub.with_theta(net, sub.unravel(v)))(thetas)
+
+        return _jitted(("sample", sub), lambda: draw)(self.net_params, self.theta, self.factor, z)
 
     # ------------------------------------------------------------------ prediction
     def functional_variance(self, x, *, chunk_size: int = DEFAULT_PREDICT_CHUNK
@@ -211,9 +216,9 @@ class LaplacePosterior(Posterior):
         """Linearised outputs: mean ``f*(x)`` ``[N, K]`` and covariance ``J Sigma J^T``
         ``[N, K, K]`` for inputs ``x`` ``[N, ...]``."""
         x = check_inputs(x, "x")
-        fn = self._jit(("glm_moments", chunk_size),
-                       lambda net, th, fa, x: _chunked(lambda xc: self._glm_moments(net, th, fa, xc),
-                                                       x, chunk_size))
+        sub, chunk_size = self.subnet, int(chunk_size)
+        fn = _jitted(("glm_moments", sub, chunk_size), lambda: lambda net, th, fa, x: _chunked(
+            lambda xc: _glm_moments(sub, net, th, fa, xc), x, chunk_size))
         return fn(self.net_params, self.theta, self.factor, x)
 
     def predict(self, x, *, key: jax.Array | None = None, predictive: str = "glm",
@@ -238,16 +243,14 @@ class LaplacePosterior(Posterior):
         s = int(num_samples)
         if predictive == "mc":
             shape = (s, self.subnet.num_params)
-        elif self._heteroscedastic():
+        elif _heteroscedastic(self.likelihood):
             shape = (s, x.shape[0], int(self.info["num_outputs"]) // 2)
-        elif not self._closed_form(link_approx):
+        elif not _closed_form(self.likelihood, link_approx):
             shape = (s, x.shape[0], int(self.info["num_outputs"]))
         else:
             shape = None
         if shape is None:
-            z = self._compiled.get("no_draws")
-            if z is None:
-                z = self._compiled["no_draws"] = jnp.zeros((0,), self.theta.dtype)
+            z = _no_draws(self.theta.dtype)
         elif key is None:
             raise ValueError(
                 f"`key` is required: this predictive ({predictive!r} for "
@@ -255,68 +258,76 @@ class LaplacePosterior(Posterior):
             )
         else:
             z = jax.random.normal(as_key(key), shape, self.theta.dtype)
-        spec = (predictive, link_approx if predictive == "glm" else None, chunk_size)
-        fn = self._jit(("predict",) + spec, lambda *a: self._predict(*a, *spec))
+        spec = (self.subnet, self.likelihood, predictive,
+                link_approx if predictive == "glm" else None, int(chunk_size))
+        fn = _jitted(("predict", *spec), lambda: lambda *a: _predict(*spec, *a))
         return fn(self.net_params, self.theta, self.factor, self.hyper, x, z)
 
-    # ------------------------------------------------------------------ internals
-    def _heteroscedastic(self) -> bool:
-        return isinstance(self.likelihood, Gaussian) and self.likelihood.noise == "heteroscedastic"
 
-    def _closed_form(self, link_approx: str) -> bool:
-        if isinstance(self.likelihood, Categorical):
-            return link_approx == "probit"
-        return has_noise_scale(self.likelihood)
+def _jitted(key: tuple, build) -> Any:
+    """``jax.jit(build())``, memoised on ``key`` (``bdl._cache``): the posteriors of repeated
+    identical fits share one ``Subnet``, so they share (and do not recompile) these programs.
+    ``build`` must not close over a posterior, whose arrays the memo would keep alive."""
+    return memo(("laplace_posterior", *key), lambda: jax.jit(build()))
 
-    def _jit(self, name, fn):
-        if name not in self._compiled:
-            self._compiled[name] = jax.jit(fn)
-        return self._compiled[name]
 
-    def _glm_moments(self, net, theta, factor, x):
-        sub = self.subnet
-        inputs = sub.features(net, x)
-        if sub.kron_perm is not None:
-            f, acts, grads = output_gradients(sub, sub.unravel(theta), inputs)
-            if isinstance(factor, (KronFactor, DiagFactor)):
-                return f, variance_from_taps(sub, factor, acts, grads)
-            return f, variance_from_jacobian(factor, jacobian_from_taps(sub, acts, grads))
-        f = sub.apply(sub.unravel(theta), inputs)
-        return f, variance_from_jacobian(factor, per_example_jacobian(sub, theta, inputs))
+def _no_draws(dtype) -> jax.Array:
+    return memo(("laplace_no_draws", jnp.dtype(dtype).name), lambda: jnp.zeros((0,), dtype))
 
-    def _predict(self, net, theta, factor, hyper, x, z, predictive, link_approx, chunk_size):
-        lik = self.likelihood
-        num_samples = z.shape[0]
-        if predictive == "mc":
-            deltas = sample(self.subnet, factor, z)
 
-            def outputs(xc):
-                inputs = self.subnet.features(net, xc)
-                return jax.vmap(lambda d: self.subnet.apply(self.subnet.unravel(theta + d),
-                                                            inputs))(deltas)
+def _heteroscedastic(lik: Likelihood) -> bool:
+    return isinstance(lik, Gaussian) and lik.noise == "heteroscedastic"
 
-            f = jnp.moveaxis(_chunked(lambda xc: jnp.moveaxis(outputs(xc), 0, 1), x,
-                                      chunk_size), 1, 0)  # [S, N, K]
-            return lik.predictive(f, self._lik_params(hyper, num_samples))
-        f, var = _chunked(lambda xc: self._glm_moments(net, theta, factor, xc), x, chunk_size)
-        if isinstance(lik, Categorical) and link_approx == "probit":
-            kappa = 1.0 / jnp.sqrt(1.0 + jnp.pi / 8.0 * jnp.diagonal(var, axis1=1, axis2=2))
-            return Predictive.categorical(jax.nn.softmax(kappa * f, axis=-1)[None])
-        if has_noise_scale(lik):
-            return glm_gaussian(f, var, jnp.exp(hyper.log_noise))
-        if self._heteroscedastic():
-            return glm_heteroscedastic(f, var, z, lik.min_scale)
-        evals, evecs = jnp.linalg.eigh(var)
-        root = evecs * jnp.sqrt(jnp.maximum(evals, 0.0))[:, None, :]
-        draws = f[None] + jnp.einsum("nkr,snr->snk", root, z)
-        return lik.predictive(draws, self._lik_params(hyper, num_samples))
 
-    def _lik_params(self, hyper: Hyper, num_samples: int) -> dict:
-        lik = self.likelihood
-        if isinstance(lik, Gaussian) and lik.learns_scale:
-            return {"log_scale": jnp.full((num_samples,), hyper.log_noise)}
-        return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_samples, *jnp.shape(a))),
-                            lik.init_params())
+def _closed_form(lik: Likelihood, link_approx: str) -> bool:
+    if isinstance(lik, Categorical):
+        return link_approx == "probit"
+    return has_noise_scale(lik)
+
+
+def _glm_moments(sub: Subnet, net, theta, factor, x):
+    inputs = sub.features(net, x)
+    if sub.kron_perm is not None:
+        f, acts, grads = output_gradients(sub, sub.unravel(theta), inputs)
+        if isinstance(factor, (KronFactor, DiagFactor)):
+            return f, variance_from_taps(sub, factor, acts, grads)
+        return f, variance_from_jacobian(factor, jacobian_from_taps(sub, acts, grads))
+    f = sub.apply(sub.unravel(theta), inputs)
+    return f, variance_from_jacobian(factor, per_example_jacobian(sub, theta, inputs))
+
+
+def _predict(sub: Subnet, lik: Likelihood, predictive, link_approx, chunk_size, net, theta,
+             factor, hyper, x, z):
+    num_samples = z.shape[0]
+    if predictive == "mc":
+        deltas = sample(sub, factor, z)
+
+        def outputs(xc):
+            inputs = sub.features(net, xc)
+            return jax.vmap(lambda d: sub.apply(sub.unravel(theta + d), inputs))(deltas)
+
+        f = jnp.moveaxis(_chunked(lambda xc: jnp.moveaxis(outputs(xc), 0, 1), x,
+                                  chunk_size), 1, 0)  # [S, N, K]
+        return lik.predictive(f, _lik_params(lik, hyper, num_samples))
+    f, var = _chunked(lambda xc: _glm_moments(sub, net, theta, factor, xc), x, chunk_size)
+    if isinstance(lik, Categorical) and link_approx == "probit":
+        kappa = 1.0 / jnp.sqrt(1.0 + jnp.pi / 8.0 * jnp.diagonal(var, axis1=1, axis2=2))
+        return Predictive.categorical(jax.nn.softmax(kappa * f, axis=-1)[None])
+    if has_noise_scale(lik):
+        return glm_gaussian(f, var, jnp.exp(hyper.log_noise))
+    if _heteroscedastic(lik):
+        return glm_heteroscedastic(f, var, z, lik.min_scale)
+    evals, evecs = jnp.linalg.eigh(var)
+    root = evecs * jnp.sqrt(jnp.maximum(evals, 0.0))[:, None, :]
+    draws = f[None] + jnp.einsum("nkr,snr->snk", root, z)
+    return lik.predictive(draws, _lik_params(lik, hyper, num_samples))
+
+
+def _lik_params(lik: Likelihood, hyper: Hyper, num_samples: int) -> dict:
+    if isinstance(lik, Gaussian) and lik.learns_scale:
+        return {"log_scale": jnp.full((num_samples,), hyper.log_noise)}
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_samples, *jnp.shape(a))),
+                        lik.init_params())
 
 
 def _inputs(x) -> jax.Array:

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from bdl._cache import memo
 from bdl.approximators.laplace._dense import (
     DenseLayer,
     check_last_layer_is_output,
@@ -84,7 +86,29 @@ class Subnet:
 
 def build_subnet(network: Network, net_params: Params, x: jax.Array, subset: str) -> Subnet:
     """The ``Subnet`` of ``network`` at ``net_params`` for ``subset``; ``x`` ``[N, ...]`` is an
-    example batch (shapes only, plus a few rows for the last-layer check)."""
+    example batch (shapes only, plus a few rows for the last-layer check).
+
+    Memoised (``bdl._cache``) on the model's ``forward``, the structure, shapes and dtypes of
+    ``net_params`` and ``x`` and ``subset``: a repeated fit gets the same ``Subnet`` (a static
+    argument of the compiled programs, hashed by identity), so nothing is compiled again. The
+    checks depend on the structure only, so a hit skips them."""
+    core = _core(network)
+    leaves, treedef = jax.tree.flatten(net_params)
+    spec = (treedef, tuple((np.shape(a), str(jnp.result_type(a))) for a in leaves),
+            tuple(np.shape(x)[1:]), str(jnp.result_type(x)))
+    return memo(("laplace_subnet", core, spec, subset),
+                lambda: _build_subnet(core, net_params, x, subset))
+
+
+def _core(network: Network) -> Network:
+    """The parts of ``network`` the subnetwork reads (not ``init``, a fresh closure for an
+    NNX instance), one object per model."""
+    flags = (network.has_state, network.stochastic)
+    return memo(("laplace_core", network.forward, flags),
+                lambda: Network(None, network.forward, has_state=flags[0], stochastic=flags[1]))
+
+
+def _build_subnet(network: Network, net_params: Params, x: jax.Array, subset: str) -> Subnet:
     try:
         layers = find_dense_layers(network, net_params, x[:1])
         layer_error = ""
