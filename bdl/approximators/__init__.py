@@ -27,8 +27,7 @@ from bdl.approximators._sgmcmc import (
     fit_sgld,
 )
 from bdl.approximators._vi import MeanField, VIOptions, VIPosterior, fit_vi
-from bdl.approximators.laplace import LaplacePosterior, fit_laplace
-from bdl.approximators.laplace import LaplaceOptions
+from bdl.approximators.laplace import LaplaceOptions, LaplacePosterior, fit_laplace
 
 __all__ = [
     "EnsembleOptions",
