@@ -85,7 +85,8 @@ def assemble_posterior(
                    "num_sampling_steps": int(num_sampling_steps), **chain_diagnostics(draws),
                    **sampler_statistics(jax.device_get(state.totals), num_sampling_steps),
                    "nonfinite_draws": 0}
-    diagnostics["problems"] = check_diagnostics(method, diagnostics, advice, stacklevel=4)
+    # stacklevel: the warning points at the caller of bdl.fit
+    diagnostics["problems"] = check_diagnostics(method, diagnostics, advice, stacklevel=5)
     particles = jax.tree.map(lambda a: jnp.asarray(a.reshape(c * d, *a.shape[2:])), draws)
     info = {"num_chains": int(c), "num_draws": int(d), "diagnostics": diagnostics,
             "draw_info": {k: np.asarray(v) for k, v in jax.device_get(state.draw_info).items()},

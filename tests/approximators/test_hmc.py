@@ -10,6 +10,8 @@ with 4 x 600 draws, whose MC sd was ~0.04: then only 2.5x below the tolerance.) 
 against the exact posterior: test_sampler_exact_blr.py.
 """
 
+import logging
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -172,3 +174,45 @@ def test_dense_mass_must_be_a_bool_or_none(blr):
     data, _, _ = blr
     with pytest.raises(ValueError, match="`dense_mass` must be True, False or None"):
         blr_fit("nuts", data, dense_mass="yes")
+
+
+def test_options_object_or_flat_keywords(blr):
+    """``options=NUTSOptions(...)`` and the flat keywords give the same posterior; the flat
+    keywords reach the composed ``sampler`` and ``warmup`` options."""
+    from bdl.approximators import NUTSOptions, SamplerOptions
+    from bdl.approximators._hmc import WarmupOptions
+
+    data, _, _ = blr
+    kw = dict(num_chains=2, num_warmup=20, num_samples=10, max_num_doublings=3)
+    prior = bdl.priors.IsotropicGaussian(PRIOR_PRECISION)
+    options = NUTSOptions(sampler=SamplerOptions(num_chains=2, prior=prior),
+                          warmup=WarmupOptions(num_warmup=20), num_samples=10,
+                          max_num_doublings=3)
+    assert bdl.approximators.make_options("nuts", prior=prior, **kw) == options
+    with pytest.warns(bdl.DiagnosticsWarning):
+        flat = blr_fit("nuts", data, **kw)
+    with pytest.warns(bdl.DiagnosticsWarning):
+        typed = bdl.fit("nuts", nn.Dense(1), bdl.likelihoods.Gaussian(scale=SIGMA), data,
+                        key=jax.random.key(0), options=options)
+    np.testing.assert_array_equal(weights(typed), weights(flat))
+
+
+@pytest.mark.filterwarnings("ignore::bdl.DiagnosticsWarning")
+def test_a_repeated_nuts_fit_compiles_nothing(caplog):
+    """Same model spec, likelihood, options, shapes and dtypes: the second fit (set-up,
+    warm-up, sampling) and predict reuse every compiled program."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+
+    def run():
+        post = bdl.fit("nuts", bdl.models.MLP((8,)), bdl.likelihoods.Gaussian(), (x, x[:, 0]),
+                       key=jax.random.key(0), num_chains=2, num_warmup=20, num_samples=5,
+                       max_num_doublings=3)
+        return post, np.asarray(post.predict(x).mean())
+
+    first, mean = run()
+    caplog.clear()
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        second, again = run()
+    assert [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()] == []
+    np.testing.assert_array_equal(again, mean)
+    assert second.info["timing"]["compile_s"] < 0.1 * first.info["timing"]["compile_s"]

@@ -1,7 +1,9 @@
 """SGLD, SGHMC and cyclical SG-MCMC: default step sizes from the curvature, R-hat on a case
-built to fail (and its warning), NaN detection, checkpoint/resume, schedules, option errors.
-The checks against the exact posterior, with default options, are in
-test_sampler_exact_blr.py (slow)."""
+built to fail (and its warning), NaN detection, checkpoint/resume, schedules, option errors,
+composed options, compile counts. The checks against the exact posterior, with default
+options, are in test_sampler_exact_blr.py (slow)."""
+
+import logging
 
 import blackjax
 import flax.linen as nn
@@ -12,7 +14,14 @@ import numpy as np
 import pytest
 
 import bdl
-from bdl.approximators._sgmcmc import CyclicalOptions, cyclical_schedule, kernel_key
+from bdl.approximators import SamplerOptions
+from bdl.approximators._sgmcmc import (
+    CyclicalOptions,
+    SGHMCDynamics,
+    SGHMCOptions,
+    cyclical_schedule,
+    kernel_key,
+)
 
 SIGMA, PRIOR_PRECISION = 0.5, 1.0
 
@@ -90,12 +99,12 @@ def test_default_step_sizes_follow_the_curvature(blr):
 
 
 def test_sghmc_friction_rule():
-    from bdl.approximators._sgmcmc import DEFAULT_DAMPING, SGHMCOptions
+    from bdl.approximators._sgmcmc import DEFAULT_DAMPING
 
-    assert SGHMCOptions().resolved_friction(1e-3) == pytest.approx(DEFAULT_DAMPING / 1e-3)
-    assert SGHMCOptions(friction=3.0).resolved_friction(1e-3) == 3.0
+    assert SGHMCDynamics().resolved_friction(1e-3) == pytest.approx(DEFAULT_DAMPING / 1e-3)
+    assert SGHMCDynamics(friction=3.0).resolved_friction(1e-3) == 3.0
     with pytest.raises(ValueError, match="`friction`"):
-        SGHMCOptions(friction=-1.0)
+        SGHMCDynamics(friction=-1.0)
 
 
 def test_a_step_size_too_large_raises_naming_the_step(blr):
@@ -105,7 +114,7 @@ def test_a_step_size_too_large_raises_naming_the_step(blr):
 
 def test_cyclical_schedule_explores_without_noise_then_samples_at_cycle_ends():
     opts = CyclicalOptions(num_cycles=2, steps_per_cycle=10, exploration_fraction=0.6,
-                           num_samples=4, thinning=2, temperature=0.5)
+                           num_samples=4, thinning=2, sampler=SamplerOptions(temperature=0.5))
     s = cyclical_schedule(opts, peak=1.0)
     r = (np.arange(20) % 10) / 10
     np.testing.assert_allclose(s["step_size"], 0.5 * (np.cos(np.pi * r) + 1), rtol=1e-6)
@@ -193,3 +202,56 @@ def test_sampler_options_are_checked(blr):
     with pytest.raises(ValueError, match="init_positions"):
         blr_fit("sgld", data, num_chains=2, init_positions={"net": {}, "lik": {}})
     assert {"sgld", "sghmc", "cyclical_sgld", "hmc", "nuts"} <= set(bdl.available())
+
+
+def test_flat_keywords_route_into_the_composed_options(blr):
+    """Every flat keyword reaches the (sub-)options that declares it; ``options=`` gives the
+    same posterior; the methods' own defaults (burn-in, thinning) stay theirs."""
+    opts = bdl.approximators.make_options("sghmc", num_chains=2, temperature=0.5, friction=3.0,
+                                          num_samples=7)
+    assert opts == SGHMCOptions(sampler=SamplerOptions(num_chains=2, temperature=0.5),
+                                dynamics=SGHMCDynamics(friction=3.0), num_samples=7)
+    assert (opts.num_burnin, opts.thinning) == (200, 4)
+    sgld = bdl.approximators.make_options("sgld", num_chains=2)
+    assert (sgld.num_burnin, sgld.num_samples, sgld.thinning) == (1000, 500, 20)
+    kw = dict(step_size=1e-4, num_chains=2, num_burnin=10, num_samples=5, thinning=2)
+    with pytest.warns(bdl.DiagnosticsWarning):
+        flat = blr_fit("sgld", blr[0], **kw)
+    prior = bdl.priors.IsotropicGaussian(PRIOR_PRECISION)
+    options = bdl.approximators.make_options("sgld", prior=prior, **kw)
+    with pytest.warns(bdl.DiagnosticsWarning):
+        typed = bdl.fit("sgld", nn.Dense(1), bdl.likelihoods.Gaussian(scale=SIGMA), blr[0],
+                        key=jax.random.key(0), options=options)
+    np.testing.assert_array_equal(weights(typed), weights(flat))
+
+
+def compiles(caplog, fn):
+    """The XLA compilations ``fn()`` triggers (jax's compile log)."""
+    caplog.clear()
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        out = fn()
+    return out, [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+
+
+@pytest.mark.filterwarnings("ignore::bdl.DiagnosticsWarning")
+def test_a_repeated_sghmc_fit_compiles_nothing(caplog):
+    """Same model spec, likelihood, options, shapes and dtypes: the second fit and predict
+    reuse every compiled program. The curvature, the step size and friction derived from it
+    are arguments, not constants: new data of the same shape compiles nothing either."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+
+    def run(y):
+        post = bdl.fit("sghmc", bdl.models.MLP((8,)), bdl.likelihoods.Gaussian(), (x, y),
+                       key=jax.random.key(0), num_chains=2, num_burnin=10, num_samples=5,
+                       thinning=2, num_integration_steps=3)
+        return post, np.asarray(post.predict(x).mean())
+
+    (first, mean), _ = compiles(caplog, lambda: run(x[:, 0]))
+    (second, again), log = compiles(caplog, lambda: run(x[:, 0]))
+    assert log == []
+    np.testing.assert_array_equal(again, mean)
+    assert second.info["timing"]["compile_s"] < first.info["timing"]["compile_s"]
+    (other, _), log = compiles(caplog, lambda: run(2.0 * x[:, 1]))
+    assert log == []
+    assert other.info["friction"] != first.info["friction"]
