@@ -53,7 +53,13 @@ from bdl.approximators._map import fit_map
 from bdl.approximators._method import Posterior, options_from_kwargs
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
-from bdl.approximators._state import as_state_dict, get_path, json_path, register_named_tuple, restore
+from bdl.approximators._state import (
+    as_state_dict,
+    get_path,
+    json_path,
+    register_named_tuple,
+    restore,
+)
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
 from bdl.predictive import Predictive
