@@ -12,6 +12,10 @@ from bdl._validation import check_positive
 from bdl.priors import IsotropicGaussian, Prior
 from bdl.training._convergence import default_optimizer
 
+# the prior of a fit that names none: one object, so ``prior_given`` can tell it apart from an
+# equal prior a user passed on purpose (equal priors still share compiled programs)
+DEFAULT_PRIOR = IsotropicGaussian(1.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
@@ -41,7 +45,7 @@ class TrainOptions:
     batch_size: int | None = None
     learning_rate: float = 1e-2
     optimizer: optax.GradientTransformation | None = None
-    prior: Prior = dataclasses.field(default_factory=IsotropicGaussian)
+    prior: Prior = DEFAULT_PRIOR
     validation_fraction: float = 0.0
     patience: int | None = None
     chunk_epochs: int | None = None
@@ -68,6 +72,11 @@ class TrainOptions:
         if self.batch_size is not None:
             return min(int(self.batch_size), num_data)
         return num_data if num_data <= 2048 else 128
+
+    @property
+    def prior_given(self) -> bool:
+        """Whether a prior was passed (rather than the default ``IsotropicGaussian(1.0)``)."""
+        return self.prior is not DEFAULT_PRIOR
 
     def steps_per_epoch(self, num_data: int) -> int:
         """Optimiser steps per epoch on ``num_data`` training examples."""

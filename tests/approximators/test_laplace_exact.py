@@ -304,3 +304,13 @@ def test_unconverged_tuning_warns_and_nan_raises(x64):
     assert post.info["tune_gain"] > 1e-2 and np.all(np.isfinite(post.covariance()))
     with pytest.raises(bdl.NonFiniteError, match="not finite"):
         fit(_map_posterior(x, mean * np.nan, lik))
+
+
+def test_a_prior_passed_on_purpose_is_kept_even_if_it_equals_the_default():
+    """`prior=IsotropicGaussian(1.0)` given by the user is used as given (no tuning); only
+    the library's default placeholder is tuned."""
+    from bdl.approximators import LaplaceOptions, TrainOptions
+
+    given = LaplaceOptions(train=TrainOptions(prior=bdl.priors.IsotropicGaussian(1.0)))
+    assert given.resolved_tune() is None
+    assert LaplaceOptions().resolved_tune() == "marglik"

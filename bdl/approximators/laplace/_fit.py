@@ -28,7 +28,6 @@ from bdl.approximators.laplace._posterior import LaplacePosterior
 from bdl.approximators.laplace._subnet import Subnet, build_subnet, get_path
 from bdl.likelihoods import Gaussian, Likelihood
 from bdl.models import Network, Params
-from bdl.priors import IsotropicGaussian
 from bdl.training import Batch
 
 HESSIANS = ("full", "diag", "kfac")
@@ -55,7 +54,7 @@ class LaplaceOptions:
       tune: ``"marglik"`` maximises the Laplace evidence over the log prior precision (and
         noise, see ``tune_noise``) by Adam, starting from the prior, with the mode held fixed;
         None keeps them. ``"auto"`` (default): ``"marglik"`` when neither a ``prior`` other
-        than the library's placeholder ``IsotropicGaussian(1.0)`` nor ``prior_precision`` is
+        than the default (``TrainOptions.prior_given``) nor ``prior_precision`` is
         given, or when ``tune_noise=True`` or a ``tune_steps`` / ``tune_learning_rate`` other
         than the default asks for tuning; otherwise None: a prior you pass is used as given,
         so on a linear-Gaussian model the posterior is the exact one for that prior.
@@ -113,7 +112,7 @@ class LaplaceOptions:
         """``tune``, with ``"auto"`` resolved (see the class docstring)."""
         if self.tune != "auto":
             return self.tune
-        user_prior = self.prior_precision is not None or self.train.prior != IsotropicGaussian()
+        user_prior = self.prior_precision is not None or self.train.prior_given
         asks = (self.tune_noise is True or self.tune_steps != DEFAULT_TUNE_STEPS
                 or self.tune_learning_rate != DEFAULT_TUNE_LEARNING_RATE)
         return None if user_prior and not asks else "marglik"
