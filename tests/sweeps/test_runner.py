@@ -22,12 +22,21 @@ def huge_targets(monkeypatch):
     sweeps.get_dataset.cache_clear()
 
 
+def test_invalid_options_are_refused_when_the_sweep_is_loaded(tmp_path):
+    raw = {"name": "bad", "seeds": 1, "grid": {"method": "ensemble", "dataset": "sine"},
+           "options": {"ensemble": {"num_members": 0}}}
+    with pytest.raises(sweeps.ConfigError, match="options.ensemble.num_members"):
+        sweeps.run_sweep(raw, tmp_path, progress=False)
+
+
 def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache, huge_targets):
     raw = {
         "name": "failing",
         "seeds": 2,
         "grid": {"method": ["map", "ensemble"], "dataset": ["sine", "sine_huge"], "hidden": 4},
-        "options": {"epochs": 10, "learning_rate": 1e-2, "ensemble": {"num_members": 0}},
+        # valid options (checked at load time), but no training data left at run time
+        "options": {"epochs": 10, "learning_rate": 1e-2,
+                    "ensemble": {"validation_fraction": 0.999}},
     }
     summary = sweeps.run_sweep(raw, tmp_path, progress=False)
     assert (summary.runs, summary.ran, summary.failed) == (8, 8, 6)
@@ -41,7 +50,7 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache, hu
     assert nan["status"] == "failed" and "NonFiniteError" in nan["error"]
     assert nan["error"].startswith("NonFiniteError")  # a FloatingPointError, raised at once
     bad = by[("ensemble", "sine")]
-    assert bad["status"] == "failed" and "num_members" in bad["error"]
+    assert bad["status"] == "failed" and "validation_fraction" in bad["error"]
     assert "Traceback" in bad["traceback"]
 
     with pytest.raises(FileExistsError, match="resume"):
