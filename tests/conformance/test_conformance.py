@@ -112,14 +112,24 @@ def _summary(pred) -> dict[str, np.ndarray]:
     return {"mean": np.asarray(pred.mean()), "variance": np.asarray(pred.variance())}
 
 
-def _assert_same_predictive(a, b, case: Case, *, exact=False, what=""):
+# (rtol, atol) of "equal predictives" by the posterior's parameter dtype: "stored" for a
+# save/load round trip (the same numbers, up to the order of operations), "float" for another
+# program computing the same posterior (fit_seeds vmaps the seeds: rounding differs and grows
+# over the training steps)
+_TOL = {"stored": {np.float32: (1e-6, 1e-7), np.float64: (1e-12, 1e-14)},
+        "float": {np.float32: (2e-4, 2e-6), np.float64: (1e-9, 1e-12)}}
+
+
+def _assert_same_predictive(a, b, case: Case, *, tol: str | None, what: str):
+    """The predictives of ``a`` and ``b`` on the test inputs (same predict key) agree:
+    bit for bit when ``tol`` is None, else to ``_TOL[tol]``."""
     sa, sb = _summary(_predict(a, case)), _summary(_predict(b, case))
     for name in sa:
-        if exact:
+        if tol is None:
             np.testing.assert_array_equal(sb[name], sa[name], err_msg=f"{what}: {name}")
         else:
             f64 = sa[name].dtype == np.float64 and _param_dtype(a) == np.float64
-            rtol, atol = (1e-9, 1e-12) if f64 else (2e-4, 2e-6)
+            rtol, atol = _TOL[tol][np.float64 if f64 else np.float32]
             np.testing.assert_allclose(sb[name], sa[name], rtol=rtol, atol=atol,
                                        err_msg=f"{what}: {name}")
 
@@ -197,7 +207,7 @@ def test_save_load_gives_the_same_predictive(case: Case, tmp_path):
         post = _fit(case)
         path = bdl.approximators.save(post, tmp_path / "post")
         back = bdl.approximators.load(path, _cases.model(case), _cases.likelihood(case))
-        _assert_same_predictive(post, back, case, what="loaded")
+        _assert_same_predictive(post, back, case, tol="stored", what="loaded")
 
 
 @pytest.mark.parametrize("case", CASES_SEEDS)
@@ -206,7 +216,8 @@ def test_fit_seeds_matches_fit(case: Case):
         posts = _fit_seeds(case)
         assert len(posts) == len(SEED_KEYS)
         i = SEED_KEYS.index(FIT_KEY)  # a non-zero index: the seed order must be kept
-        _assert_same_predictive(_fit(case), posts[i], case, what=f"fit_seeds[{i}] vs fit")
+        _assert_same_predictive(_fit(case), posts[i], case, tol="float",
+                                what=f"fit_seeds[{i}] vs fit")
 
 
 @pytest.mark.parametrize("case", CASES_SEEDS)
@@ -221,5 +232,5 @@ def test_different_keys_give_different_posteriors(case: Case):
 @pytest.mark.parametrize("case", CASES_REFIT)
 def test_same_key_gives_the_same_posterior(case: Case):
     with case.precision():
-        _assert_same_predictive(_fit(case), _fit_fresh(case, FIT_KEY), case, exact=True,
+        _assert_same_predictive(_fit(case), _fit_fresh(case, FIT_KEY), case, tol=None,
                                 what="refit with the same key")
