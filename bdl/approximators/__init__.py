@@ -2,7 +2,7 @@
 
 from bdl.approximators._diagnostics import chain_diagnostics, format_diagnostics
 from bdl.approximators._ensemble import EnsembleOptions, fit_ensemble
-from bdl.approximators._hmc import HMCOptions, NUTSOptions, fit_hmc, fit_nuts
+from bdl.approximators._hmc import HMCOptions, NUTSOptions, WarmupOptions, fit_hmc, fit_nuts
 from bdl.approximators._io import load, save
 from bdl.approximators._map import fit_map
 from bdl.approximators._method import Method, Posterior, option_names, options_from_kwargs
@@ -20,6 +20,7 @@ from bdl.approximators._sample_posterior import SamplePosterior
 from bdl.approximators._sampler_common import SamplerOptions
 from bdl.approximators._sgmcmc import (
     CyclicalOptions,
+    SGHMCDynamics,
     SGHMCOptions,
     SGLDOptions,
     fit_cyclical_sgld,
@@ -30,6 +31,8 @@ from bdl.approximators._vi import MeanField, VIOptions, VIPosterior, fit_vi
 from bdl.approximators.laplace import LaplaceOptions, LaplacePosterior, fit_laplace
 
 __all__ = [
+    "SGHMCDynamics",
+    "WarmupOptions",
     "EnsembleOptions",
     "Method",
     "Posterior",

@@ -130,11 +130,25 @@ def _build(cls: type, kwargs: dict[str, Any]) -> Any:
         sub = _sub_options(f)
         if sub is not None:
             mine = {k: v for k, v in kwargs.items() if k in set(option_names(sub))}
-            if mine:
-                values[f.name] = _build(sub, mine)
+            if mine:  # onto the method's own default sub-options (it may differ from sub())
+                values[f.name] = _replace(f.default_factory(), mine)
         elif f.name in kwargs:
             values[f.name] = kwargs[f.name]
     return cls(**values)
+
+
+def _replace(options: Any, kwargs: dict[str, Any]) -> Any:
+    """``options`` with the flat ``kwargs`` routed into it and its composed sub-options."""
+    changes = {}
+    for f in dataclasses.fields(options):
+        sub = _sub_options(f)
+        if sub is not None:
+            mine = {k: v for k, v in kwargs.items() if k in set(option_names(sub))}
+            if mine:
+                changes[f.name] = _replace(getattr(options, f.name), mine)
+        elif f.name in kwargs:
+            changes[f.name] = kwargs[f.name]
+    return dataclasses.replace(options, **changes)
 
 
 def _sub_options(field: dataclasses.Field) -> type | None:
