@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,10 +37,11 @@ import numpy as np
 from flax import serialization
 
 from bdl._cache import memo
-from bdl._host import atomic_write, progress_bar
+from bdl._host import atomic_write
 from bdl._warnings import NonFiniteError
 from bdl.models import Params
 from bdl.training import Batch
+from bdl.training._driver import drive
 
 Schedule = dict[str, np.ndarray]  # name -> [total_steps] per-step values
 StepFn = Callable[[jax.Array, Any, dict, Batch], tuple[Any, dict]]
@@ -215,53 +215,50 @@ def run_loop(
     phase: str = "sampling",
     nonfinite_hint: str = "lower `step_size`",
 ) -> tuple[LoopState, dict[str, float]]:
-    """Host loop: run ``run_chunk`` (a ``jax.jit`` function) chunk after chunk until the
-    schedule is done, resuming from ``state.step``.
+    """The samplers' use of the one host driver (``bdl.training._driver.drive``): run
+    ``run_chunk`` (a ``jax.jit`` function) chunk after chunk until the schedule is done,
+    resuming from ``state.step``.
 
-    Each distinct chunk length is compiled ahead of time once (``compiled``: not at all when an
-    identical run compiled it before), so compile time is reported apart (``compile_s``, also
-    on the progress bar) from run time (``run_s``). After every chunk a
+    Each distinct chunk length is compiled ahead of time once (not at all when an identical
+    run compiled it before), so compile time is reported apart (``compile_s``, also on the
+    progress bar) from run time (``run_s``). After every chunk a
     chain gone NaN/inf raises ``bdl.NonFiniteError`` (naming the step, ``phase`` and
     ``nonfinite_hint``); otherwise the state is checkpointed (if asked) and then
     ``callback({"step", "total_steps", "phase"})`` is called.
     """
     total = int(len(schedule["slot"]))
     chunk_steps = int(chunk_steps or default_chunk_steps(total))
-    done = int(state.step)
-    programs: dict[int, Callable] = {}
-    compile_s = run_s = 0.0
-    bar = progress_bar(progress, total, done, description, unit="step")
-    while done < total:
-        n = min(chunk_steps, total - done)
-        xs = {k: jnp.asarray(v[done:done + n]) for k, v in schedule.items()}
-        if n not in programs:
-            t0 = time.perf_counter()
-            programs[n] = compiled(run_chunk, state, key, data, xs)
-            compile_s += time.perf_counter() - t0
-            if bar is not None:
-                bar.set_postfix_str(f"compile {compile_s:.1f}s", refresh=True)
-        t0 = time.perf_counter()
-        state = jax.block_until_ready(programs[n](state, key, data, xs))
-        run_s += time.perf_counter() - t0
-        done += n
+    lengths: set[int] = set()
+
+    def args_for(done: int, n: int) -> tuple:
+        lengths.add(n)
+        return key, data, {k: jnp.asarray(v[done:done + n]) for k, v in schedule.items()}
+
+    def check(state: LoopState, log: None, done: int) -> None:
         bad = np.asarray(jax.device_get(state.nonfinite))
         if np.any(bad >= 0):
-            if bar is not None:
-                bar.close()
             c = int(np.flatnonzero(bad >= 0)[np.argmin(bad[bad >= 0])])
             raise NonFiniteError(
                 f"{description}: chain {c}'s parameters became NaN/inf at step {int(bad[c])} "
                 f"of {total} ({phase}); {nonfinite_hint}.")
-        if bar is not None:
-            bar.update(n)
-        if checkpoint is not None:
-            checkpoint.save(state)
+
+    def report(state: LoopState, log: None, done: int) -> bool:
         if callback is not None:
-            callback({"step": done, "total_steps": total, "phase": phase})
-    if bar is not None:
-        bar.close()
-    return state, {"compile_s": compile_s, "run_s": run_s,
-                   "compiled_chunk_lengths": sorted(programs)}
+            callback({"step": int(state.step), "total_steps": total, "phase": phase})
+        return False
+
+    state, _, timing = drive(
+        state, _with_log(run_chunk), total=total, chunk=chunk_steps, done=int(state.step),
+        args_for=args_for, static_length=False, check=check,
+        save=None if checkpoint is None else checkpoint.save, stop=report, progress=progress,
+        description=description, unit="step",
+    )
+    return state, {**timing, "compiled_chunk_lengths": sorted(lengths)}
+
+
+def _with_log(run_chunk: Callable) -> Callable:
+    """``run_chunk`` in the driver's form ``(state, *args) -> (state, log)`` (no log)."""
+    return memo(("with_log", run_chunk), lambda: jax.jit(lambda *a: (run_chunk(*a), None)))
 
 
 def compiled(fn: Callable, *args: Any) -> Callable:

@@ -11,9 +11,10 @@ driver
   repeated identical fit compiles nothing;
 - runs chunks until ``total`` units are done (resuming from ``done``), or until ``after_chunk``
   returns True (convergence, early stopping);
-- after every chunk calls ``after_chunk(state, log, done)`` (checks that raise, e.g.
-  ``bdl.NonFiniteError``, and stopping rules), writes the checkpoint (``save``), and moves the
-  progress bar by the units done;
+- after every chunk calls ``check(state, log, done)`` (checks that raise, e.g.
+  ``bdl.NonFiniteError``: nothing bad is ever checkpointed), writes the checkpoint (``save``),
+  moves the progress bar, and asks ``stop(state, log, done)`` (stopping rules, user
+  callbacks: a callback that raises leaves the checkpoint of the chunk it saw);
 - returns the state, the chunks' logs (host numpy) and ``{"compile_s", "run_s"}``.
 
 The host does nothing between chunks but this bookkeeping; everything numeric stays on the
@@ -44,8 +45,9 @@ def drive(
     done: int = 0,
     args_for: Callable[[int, int], tuple] = lambda done, n: (),
     static_length: bool = True,
-    after_chunk: Callable[[Any, Any, int], bool] | None = None,
+    check: Callable[[Any, Any, int], None] | None = None,
     save: Callable[[Any], None] | None = None,
+    stop: Callable[[Any, Any, int], bool] | None = None,
     progress: bool = False,
     description: str = "fit",
     unit: str = "step",
@@ -59,8 +61,9 @@ def drive(
         ``static_length`` its last argument is the chunk length ``n`` (static).
       total, chunk, done: units in all, per chunk, and already done.
       args_for: ``(done, n) -> args`` of the next chunk.
-      after_chunk: ``(state, log, done) -> stop``; raise from it to abort the run.
+      check: ``(state, log, done)``, run first; raise from it to abort the run.
       save: writes a checkpoint of the state after each chunk.
+      stop: ``(state, log, done) -> bool``, run last; True ends the run.
       progress, description, unit: the progress bar.
     """
     logs: list[Any] = []
@@ -80,13 +83,15 @@ def drive(
             run_s += time.perf_counter() - t0
             log = jax.device_get(log)
             logs.append(log)
-            stop = after_chunk(state, log, done) if after_chunk is not None else False
-            done += n
-            if bar is not None:
-                bar.update(n)
+            if check is not None:
+                check(state, log, done)
             if save is not None:
                 save(state)
-            if stop:
+            if bar is not None:
+                bar.update(n)
+            ended = stop(state, log, done) if stop is not None else False
+            done += n
+            if ended:
                 break
     finally:
         if bar is not None:
@@ -97,7 +102,7 @@ def drive(
 def _compiled(run_chunk: RunChunk, state: Any, args: tuple, n: int | None) -> Callable:
     """``run_chunk`` compiled ahead of time for these argument types (memoised)."""
     tree = (state, args)
-    spec = (jax.tree.structure(tree), tuple(
+    spec = (jax.config.jax_enable_x64, jax.tree.structure(tree), tuple(
         (jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
          getattr(a, "sharding", None)) for a in jax.tree.leaves(tree)))
 

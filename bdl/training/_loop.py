@@ -222,8 +222,10 @@ def train(
     done = int(np.max(np.asarray(state.epoch)))
     losses_so_far: list[np.ndarray] = []
 
-    def after_chunk(state: TrainState, log: ChunkLog, done: int) -> bool:
+    def check(state: TrainState, log: ChunkLog, done: int) -> None:
         _check_finite(log, done, description)
+
+    def stop(state: TrainState, log: ChunkLog, done: int) -> bool:
         losses_so_far.append(np.asarray(log.train_loss))
         if patience is not None and val_data is not None:
             if np.all(np.asarray(state.since_best) >= patience):
@@ -233,8 +235,9 @@ def train(
 
     state, logs, timing = drive(
         state, run_chunk, total=cap, chunk=chunk_epochs, done=done,
-        args_for=lambda done, n: (data, val_data), after_chunk=after_chunk,
+        args_for=lambda done, n: (data, val_data), check=check,
         save=None if ckpt is None else lambda s: atomic_write(ckpt, serialization.to_bytes(s)),
+        stop=stop,
         progress=progress, description=description, unit="epoch",
     )
     losses = np.concatenate([np.asarray(g.train_loss) for g in logs], axis=-1) if logs \
