@@ -13,7 +13,7 @@ from bdl import (
     training,
 )
 from bdl._warnings import DiagnosticsWarning, NonFiniteError, NotConvergedWarning
-from bdl.approximators import available, fit
+from bdl.approximators import available, fit, fit_seeds
 from bdl.predictive import Predictive
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "decisions",
     "available",
     "fit",
+    "fit_seeds",
     "likelihoods",
     "metrics",
     "models",

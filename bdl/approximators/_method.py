@@ -27,7 +27,8 @@ from bdl.predictive import Predictive
 class Posterior(abc.ABC):
     """The contract of every posterior ``bdl.fit`` returns.
 
-    Concrete posteriors are final frozen dataclasses registered as pytrees, with the fields
+    Concrete posteriors are final frozen dataclasses registered as pytrees
+    (``register_posterior``: the arrays are the leaves), with the fields
     ``method`` (the name it was fitted with), ``network``, ``likelihood``, ``info`` (plain
     data: histories, diagnostics, options) and ``input_shape`` (one example's shape), and a
     class attribute ``kind``: the name save/load stores (unique per class).
@@ -83,6 +84,41 @@ class Posterior(abc.ABC):
         """The inverse of ``to_state``; arrays arrive as written (state dicts with string
         keys): restore them into the structure of ``network``'s own parameters, and raise a
         ``ValueError`` naming the mismatch when they do not fit."""
+
+
+class _Static:
+    """A posterior's non-array fields as pytree auxiliary data: compared and hashed by
+    identity (``info`` holds numpy arrays, which have no truth value or hash)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple):
+        self.values = values
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def register_posterior(cls: type, data_fields: tuple[str, ...]) -> type:
+    """Register the posterior dataclass ``cls`` as a pytree whose leaves are the arrays of
+    ``data_fields`` (the rest: method, network, likelihood, info, input_shape, ... are
+    auxiliary data), so a posterior passes through ``jax.tree`` functions, ``jit`` and
+    ``device_put`` like its arrays."""
+    meta = tuple(f.name for f in dataclasses.fields(cls) if f.name not in data_fields)
+
+    def flatten(post):
+        return ([getattr(post, f) for f in data_fields],
+                _Static(tuple(getattr(post, f) for f in meta)))
+
+    def unflatten(aux: _Static, children):
+        return cls(**dict(zip(data_fields, children, strict=True)),
+                   **dict(zip(meta, aux.values, strict=True)))
+
+    jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+    return cls
 
 
 class Method(NamedTuple):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bdl.approximators._method import Posterior
+from bdl.approximators._method import Posterior, register_posterior
 from bdl.approximators._state import as_state_dict, restore
 from bdl.likelihoods import Likelihood
 from bdl.models import Network, Params
@@ -95,6 +95,9 @@ class ParticlePosterior(Posterior):
         """The posterior made of particle ``i`` alone."""
         take = jax.tree.map(lambda a: a[i : i + 1], self.particles)
         return dataclasses.replace(self, particles=take)
+
+
+register_posterior(ParticlePosterior, ("particles",))
 
 
 @partial(jax.jit, static_argnames=("apply", "chunk_size"))

@@ -16,6 +16,7 @@ from bdl.approximators._diagnostics import (
     sampler_statistics,
     to_inference_data,
 )
+from bdl.approximators._method import register_posterior
 from bdl.approximators._posterior import ParticlePosterior
 from bdl.approximators._sampling_loop import LoopState
 from bdl.likelihoods import Likelihood
@@ -58,6 +59,9 @@ class SamplePosterior(ParticlePosterior):
         arrays named ``"net.<path>"`` / ``"lik.<name>"``) and sampler statistics. Needs the
         optional dependency ``arviz``."""
         return to_inference_data(self.chains(), self.info.get("draw_info", {}))
+
+
+register_posterior(SamplePosterior, ("particles",))
 
 
 def assemble_posterior(

@@ -50,7 +50,7 @@ from bdl._validation import check_choice, check_positive
 from bdl._warnings import NonFiniteError, NotConvergedWarning
 from bdl.approximators._averaging import tail_average, tail_average_params
 from bdl.approximators._map import fit_map
-from bdl.approximators._method import Posterior, options_from_kwargs
+from bdl.approximators._method import Posterior, options_from_kwargs, register_posterior
 from bdl.approximators._options import TrainOptions
 from bdl.approximators._posterior import DEFAULT_PREDICT_CHUNK, ParticlePosterior
 from bdl.approximators._state import (
@@ -301,6 +301,9 @@ class VIOptions:
         if not hasattr(self.train.prior, "precision_tree"):
             raise TypeError(f"`prior` must provide precision_tree (IsotropicGaussian); got "
                             f"{self.train.prior!r}.")
+
+
+register_posterior(VIPosterior, ("q", "lik_params", "fixed"))
 
 
 def fit_vi(

@@ -220,3 +220,11 @@ def test_every_posterior_follows_the_contract(map_post):
     back = type(map_post).from_state(state, method="map", network=map_post.network,
                                      likelihood=LIK, info={}, input_shape=(2,))
     _same_predictive(map_post, back)
+
+
+def test_posteriors_are_pytrees_of_their_arrays(map_post):
+    leaves = jax.tree.leaves(map_post)
+    assert leaves and all(hasattr(a, "shape") for a in leaves)
+    moved = jax.tree.map(lambda a: a + 0.0, map_post)
+    assert type(moved) is type(map_post) and moved.info is map_post.info
+    _same_predictive(map_post, moved)

@@ -32,7 +32,7 @@ import numpy as np
 
 from bdl._cache import memo
 from bdl._validation import check_choice, check_finite, check_positive
-from bdl.approximators._method import Posterior
+from bdl.approximators._method import Posterior, register_posterior
 from bdl.approximators._state import as_state_dict, register_named_tuple, restore
 from bdl.approximators.laplace._curvature import (
     Curvature,
@@ -262,6 +262,10 @@ class LaplacePosterior(Posterior):
                 link_approx if predictive == "glm" else None, int(chunk_size))
         fn = _jitted(("predict", *spec), lambda: lambda *a: _predict(*spec, *a))
         return fn(self.net_params, self.theta, self.factor, self.hyper, x, z)
+
+
+register_posterior(LaplacePosterior, ("net_params", "theta", "curvature", "terms", "hyper",
+                                      "factor"))
 
 
 def _jitted(key: tuple, build) -> Any:
