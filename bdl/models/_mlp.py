@@ -35,10 +35,12 @@ class MLPModule(nnx.Module):
         activation: str = "relu",
         *,
         rngs: nnx.Rngs,
+        param_dtype=jnp.float32,
     ):
         sizes = [in_features, *hidden, out]
         self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+            [nnx.Linear(a, b, param_dtype=param_dtype, rngs=rngs)
+             for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         )
         self.activation = activation
 
@@ -58,11 +60,15 @@ class MLP:
       out: output size (1 for scalar regression with homoscedastic noise, 2 for the
         heteroscedastic mean-and-scale head, C for C classes).
       activation: one of ``relu, tanh, gelu, silu, elu``.
+      param_dtype: the parameters' dtype: ``"float32"``, ``"float64"`` (needs
+        ``jax_enable_x64``), or ``"bfloat16"`` / ``"float16"`` (trained on float32 master
+        copies).
     """
 
     hidden: Sequence[int] = (50,)
     out: int = 1
     activation: str = "relu"
+    param_dtype: str = "float32"
 
     def __post_init__(self):
         if self.activation not in _ACTIVATIONS:
@@ -72,10 +78,14 @@ class MLP:
             )
         if self.out < 1 or any(h < 1 for h in self.hidden):
             raise ValueError(f"`hidden` and `out` must be positive; got {self.hidden}, {self.out}.")
+        if self.param_dtype not in ("float32", "float64", "bfloat16", "float16"):
+            raise ValueError(f"`param_dtype` must be one of float32, float64, bfloat16, "
+                             f"float16; got {self.param_dtype!r}.")
 
     def module(self, in_features: int, *, rngs: nnx.Rngs) -> MLPModule:
         """The NNX module for inputs of ``in_features`` features."""
-        return MLPModule(in_features, tuple(self.hidden), self.out, self.activation, rngs=rngs)
+        return MLPModule(in_features, tuple(self.hidden), self.out, self.activation, rngs=rngs,
+                         param_dtype=jnp.dtype(self.param_dtype))
 
     def network(self, x_example: jax.Array) -> Network:
         """The functional ``Network`` for inputs shaped like ``x_example`` ``[N, d]``."""
