@@ -161,30 +161,25 @@ def options_from_kwargs(cls: type, kwargs: dict[str, Any], method: str) -> Any:
 
 
 def _build(cls: type, kwargs: dict[str, Any]) -> Any:
+    return cls(**_routed(cls, kwargs))
+
+
+def _routed(options: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The field values the flat ``kwargs`` set on ``options`` (a class or an instance): own
+    fields directly, composed sub-options through their own (or the default) instance, so a
+    method's own default sub-options keep their defaults where no keyword touches them."""
     values = {}
-    for f in dataclasses.fields(cls):
-        sub = _sub_options(f)
-        if sub is not None:
-            mine = {k: v for k, v in kwargs.items() if k in set(option_names(sub))}
-            if mine:  # onto the method's own default sub-options (it may differ from sub())
-                values[f.name] = _replace(f.default_factory(), mine)
-        elif f.name in kwargs:
-            values[f.name] = kwargs[f.name]
-    return cls(**values)
-
-
-def _replace(options: Any, kwargs: dict[str, Any]) -> Any:
-    """``options`` with the flat ``kwargs`` routed into it and its composed sub-options."""
-    changes = {}
     for f in dataclasses.fields(options):
         sub = _sub_options(f)
         if sub is not None:
             mine = {k: v for k, v in kwargs.items() if k in set(option_names(sub))}
             if mine:
-                changes[f.name] = _replace(getattr(options, f.name), mine)
+                base = f.default_factory() if isinstance(options, type) else getattr(
+                    options, f.name)
+                values[f.name] = dataclasses.replace(base, **_routed(base, mine))
         elif f.name in kwargs:
-            changes[f.name] = kwargs[f.name]
-    return dataclasses.replace(options, **changes)
+            values[f.name] = kwargs[f.name]
+    return values
 
 
 def _sub_options(field: dataclasses.Field) -> type | None:
