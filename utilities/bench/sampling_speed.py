@@ -224,14 +224,15 @@ def _as_bdl_positions(start: dict) -> dict:
 
 
 def bench_nuts_bdl(peer, x, y, seed: int, chains: int, warmup: int, samples: int,
-                   dense_mass: bool | None = None) -> dict:
+                   dense_mass: bool | None = None, max_doublings: int | None = None) -> dict:
     model = bdl.models.MLP((10,), out=1, activation="tanh")
     t0 = time.perf_counter()
     post = bdl.fit("nuts", model, bdl.likelihoods.Gaussian(scale=peer.SIGMA), (x, y),
                    key=jax.random.key(seed), prior=bdl.priors.IsotropicGaussian(1.0),
                    num_chains=chains, num_warmup=warmup, num_samples=samples,
                    init_positions=_as_bdl_positions(_start(peer, seed, chains)),
-                   chunk_steps=samples, dense_mass=dense_mass)
+                   chunk_steps=samples, dense_mass=dense_mass,
+                   **({} if max_doublings is None else {"max_num_doublings": max_doublings}))
     total = time.perf_counter() - t0
     timing = post.info["timing"]
     chains_tree = post.chains()["net"]["layers"]
@@ -283,18 +284,19 @@ def bench_nuts_numpyro(peer, x, y, seeds: list[int], chains: int, warmup: int, s
 
 
 def bench_nuts(seeds: list[int], chains: int, warmup: int, samples: int,
-               dense_mass: bool | None = None) -> dict:
+               dense_mass: bool | None = None, max_doublings: int | None = None) -> dict:
     peer = _peer_nuts_module()
     x, y = peer.make_data()
     numpyro_runs = bench_nuts_numpyro(peer, x, y, seeds, chains, warmup, samples)
     # a short throwaway fit warms jax's caches of eager ops (numpyro's first run does the same)
-    bench_nuts_bdl(peer, x, y, seeds[0], chains, 20, 20, dense_mass)
-    bdl_runs = [bench_nuts_bdl(peer, x, y, s, chains, warmup, samples, dense_mass)
+    bench_nuts_bdl(peer, x, y, seeds[0], chains, 20, 20, dense_mass, max_doublings)
+    bdl_runs = [bench_nuts_bdl(peer, x, y, s, chains, warmup, samples, dense_mass,
+                               max_doublings)
                 for s in seeds]
     med = lambda runs, k: float(np.median([r[k] for r in runs]))
     return {
         "chains": chains, "num_warmup": warmup, "num_samples": samples, "seeds": seeds,
-        "bdl_dense_mass_option": dense_mass, "bdl": bdl_runs, "numpyro": numpyro_runs,
+        "bdl_dense_mass_option": dense_mass, "bdl_max_doublings_option": max_doublings, "bdl": bdl_runs, "numpyro": numpyro_runs,
         "bdl_ess_per_s_median": med(bdl_runs, "ess_per_s_median"),
         "numpyro_ess_per_s_median": med(numpyro_runs, "ess_per_s_median"),
         "ratio_ess_per_s_median": med(bdl_runs, "ess_per_s_median")
@@ -320,6 +322,8 @@ def main() -> None:
                     help="NUTS seeds start here (parallel runs over several processes)")
     ap.add_argument("--dense-mass", choices=("auto", "dense", "diagonal"), default="auto",
                     help="bdl's NUTS mass matrix: its default rule (auto), or forced")
+    ap.add_argument("--max-doublings", type=int, default=None,
+                    help="bdl's NUTS tree depth cap (default: the library's)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2000)
     args = ap.parse_args()
@@ -349,7 +353,7 @@ def main() -> None:
                                args.seed_offset + (args.seeds or (3 if args.full else 1))))
             warmup, samples = (500, 1000) if args.full else (300, 500)
             dense = {"auto": None, "dense": True, "diagonal": False}[args.dense_mass]
-            nuts = bench_nuts(seeds, args.chains, warmup, samples, dense)
+            nuts = bench_nuts(seeds, args.chains, warmup, samples, dense, args.max_doublings)
             record["nuts"] = nuts
             for tool in ("bdl", "numpyro"):
                 for r in nuts[tool]:
