@@ -231,11 +231,13 @@ def _build_program(network, likelihood, options, n, n_train, num_particles, has_
 
 def warn_if_not_converged(history: dict, options: TrainOptions, description: str) -> None:
     """``bdl.NotConvergedWarning`` when an ``epochs=None`` run stopped at its cap."""
-    if options.epochs is None and not np.all(history["converged"]):
+    if history.get("stopped") == "cap" and not np.all(history["converged"]):
         warnings.warn(
             f"{description}: the training loss was still improving when the cap of "
             f"{history['epochs']} epochs ended the run; raise `max_epochs` (or "
-            "`learning_rate`), or pass `epochs` to fix the budget.",
+            "`learning_rate`), or pass `epochs` to fix the budget. If the model is fitting "
+            "the noise (a learned noise scale still shrinking), hold data out instead "
+            "(`validation_fraction` with `patience`) or use a stronger `prior`.",
             NotConvergedWarning, stacklevel=4,
         )
 

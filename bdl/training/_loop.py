@@ -206,7 +206,9 @@ def train(
 
     Returns the final state and a history: per-epoch training losses ``train_loss``
     (``[P, E]`` under a particle axis), per-chunk ``val_loss``, ``converged`` (bool per
-    particle, ``[P]`` or ``[1]``), ``epochs`` run, ``compile_s`` and ``run_s``.
+    particle, ``[P]`` or ``[1]``), ``epochs`` run, ``stopped`` (``"converged"``,
+    ``"early_stopping"``, ``"cap"``: the ``epochs=None`` cap ended it, or ``"budget"``: the
+    given ``epochs`` ran), ``compile_s`` and ``run_s``.
     """
     until_converged = epochs is None
     if until_converged:
@@ -221,6 +223,7 @@ def train(
         state = serialization.from_bytes(state, ckpt.read_bytes())
     done = int(np.max(np.asarray(state.epoch)))
     losses_so_far: list[np.ndarray] = []
+    why = {"stopped": "budget" if not until_converged else "cap"}
 
     def check(state: TrainState, log: ChunkLog, done: int) -> None:
         _check_finite(log, done, description)
@@ -229,9 +232,13 @@ def train(
         losses_so_far.append(np.asarray(log.train_loss))
         if patience is not None and val_data is not None:
             if np.all(np.asarray(state.since_best) >= patience):
+                why["stopped"] = "early_stopping"
                 return True
-        return until_converged and bool(np.all(_convergence.converged(
-            np.concatenate(losses_so_far, -1), state.opt_state, chunk_epochs)))
+        if until_converged and np.all(_convergence.converged(
+                np.concatenate(losses_so_far, -1), state.opt_state, chunk_epochs)):
+            why["stopped"] = "converged"
+            return True
+        return False
 
     state, logs, timing = drive(
         state, run_chunk, total=cap, chunk=chunk_epochs, done=done,
@@ -249,6 +256,7 @@ def train(
         "converged": _convergence.converged(losses, state.opt_state, chunk_epochs)
         if logs else np.ones(1, bool),
         "epochs": int(np.max(np.asarray(state.epoch))),
+        "stopped": why["stopped"],
         **timing,
     }
     return state, history

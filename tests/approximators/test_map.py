@@ -130,3 +130,18 @@ def test_a_repeated_identical_fit_compiles_nothing(caplog):
     compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
     assert compiles == []
     np.testing.assert_array_equal(first, second)
+
+
+def test_until_converged_reports_why_it_stopped():
+    """Defaults run until converged; a cap that ends the run warns, naming `max_epochs`."""
+    x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    y = 2.0 * x[:, 0]
+    lik = bdl.likelihoods.Gaussian(scale=0.1)
+    post = bdl.fit("map", bdl.models.MLP((4,)), lik, (x, y), key=jax.random.key(0))
+    assert post.info["converged"] and post.info["history"]["stopped"] == "converged"
+    with pytest.warns(bdl.NotConvergedWarning, match="max_epochs"):
+        capped = bdl.fit("map", bdl.models.MLP((4,)), lik, (x, y), key=jax.random.key(0),
+                         max_epochs=3)
+    assert not capped.info["converged"] and capped.info["history"]["stopped"] == "cap"
+    fixed = bdl.fit("map", bdl.models.MLP((4,)), lik, (x, y), key=jax.random.key(0), epochs=3)
+    assert fixed.info["history"]["stopped"] == "budget"  # a budget the user chose: no warning
