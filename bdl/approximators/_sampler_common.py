@@ -47,8 +47,13 @@ class SamplerOptions:
       num_chains: chains run side by side (vmapped: one compiled program).
       temperature: sample p(params | data)^(1/temperature) (< 1: cold posterior).
       prior: prior over network parameters (default ``IsotropicGaussian(1.0)``).
-      init_params: network parameters every chain starts from (default: each chain from its
-        own random initialisation).
+      init: where the chains start when neither ``init_params`` nor ``init_positions`` is
+        given: ``"random"`` (each chain from its own random initialisation) or ``"map"``
+        (each chain from its own MAP fit: a random initialisation optimised until converged,
+        all chains in one vmapped program, so that a chain on a network starts in a mode
+        instead of spending its budget finding one). None: the method's default, ``"map"``
+        for the SG-MCMC methods, ``"random"`` for HMC / NUTS (their warm-up finds the mode).
+      init_params: network parameters every chain starts from.
       init_positions: full starting points ``{"net": [C, ...], "lik": [C, ...]}``, one per
         chain (overrides ``init_params``).
       chunk_steps: steps per jitted chunk (progress / checkpoint granularity).
@@ -61,6 +66,7 @@ class SamplerOptions:
     num_chains: int = 4
     temperature: float = 1.0
     prior: Prior = dataclasses.field(default_factory=IsotropicGaussian)
+    init: str | None = None
     init_params: Any = None
     init_positions: Any = None
     chunk_steps: int | None = None
@@ -76,6 +82,8 @@ class SamplerOptions:
         if self.chunk_steps is not None and int(self.chunk_steps) < 1:
             raise ValueError(f"`chunk_steps` must be >= 1; got {self.chunk_steps}.")
         check_positive("temperature", self.temperature)
+        if self.init not in (None, "random", "map"):
+            raise ValueError(f"`init` must be 'random' or 'map'; got {self.init!r}.")
 
 
 def check_draws(num_samples: int, thinning: int, num_burnin: int = 0) -> None:
@@ -129,10 +137,15 @@ def log_density_fn(network: Network, likelihood: Likelihood, prior: Prior, num_d
 
 
 def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
-                      options: SamplerOptions) -> Params:
+                      options: SamplerOptions, data: Batch | None = None, *,
+                      default_init: str = "random") -> Params:
     """Starting points ``{"net": [C, ...], "lik": [C, ...]}`` of the C chains (one compiled
-    program per model, likelihood and number of chains; ``init_params`` is its argument)."""
+    program per model, likelihood and number of chains; ``init_params`` is its argument;
+    ``init="map"`` needs ``data``; ``default_init`` is the method's choice for ``init=None``)."""
     c = int(options.num_chains)
+    init = options.init or default_init
+    if init == "map" and options.init_positions is None and options.init_params is None:
+        return _map_starts(key, network, likelihood, options, data)
     if options.init_positions is not None:
         pos = jax.tree.map(jnp.asarray, options.init_positions)
         if not isinstance(pos, dict) or set(pos) != {"net", "lik"}:
@@ -150,6 +163,20 @@ def initial_positions(key: jax.Array, network: Network, likelihood: Likelihood,
     program = memo(("sampler_init", network.init, likelihood, c),
                    lambda: jax.jit(partial(_initial_positions, network.init, likelihood, c)))
     return program(key, options.init_params)
+
+
+def _map_starts(key: jax.Array, network: Network, likelihood: Likelihood,
+                options: SamplerOptions, data: Batch) -> Params:
+    """One MAP fit per chain (default training options, the sampler's prior), vmapped."""
+    from bdl.approximators._optimise import batch_setups, optimise_particles
+    from bdl.approximators._options import TrainOptions
+
+    train = TrainOptions(prior=options.prior)
+    keys = jax.random.split(key, int(options.num_chains))
+    setup = batch_setups(keys, network, int(data["x"].shape[0]), train)
+    particles, _ = optimise_particles(network, likelihood, data, train, setup,
+                                      description="chain starts (MAP per chain)")
+    return {"net": particles["net"], "lik": particles["lik"]}
 
 
 def _initial_positions(init: Callable, likelihood: Likelihood, c: int, key: jax.Array,

@@ -415,7 +415,7 @@ def _fit_sg(method: str, key: jax.Array, network: Network, likelihood: Likelihoo
     sampler, c = opts.sampler, int(opts.sampler.num_chains)
     batch_size = resolved_batch_size(opts.batch_size, n)
     k_init, k_run = jax.random.split(key)
-    position = initial_positions(k_init, network, likelihood, sampler)
+    position = initial_positions(k_init, network, likelihood, sampler, data, default_init="map")
     log_density = log_density_fn(network, likelihood, sampler.prior, n)
     curvature = None
     base = opts.step_size
