@@ -21,3 +21,18 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.key(0)
+
+
+@pytest.fixture
+def compilations(caplog):
+    """``compilations(fn) -> (fn(), messages)``: the XLA compilations ``fn()`` triggers, from
+    jax's compile log (compile-once tests assert the list is empty)."""
+    import logging
+
+    def run(fn):
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+            out = fn()
+        return out, [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+
+    return run

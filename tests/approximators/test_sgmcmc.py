@@ -3,7 +3,6 @@ built to fail (and its warning), NaN detection, checkpoint/resume, schedules, op
 composed options, compile counts. The checks against the exact posterior, with default
 options, are in test_sampler_exact_blr.py (slow)."""
 
-import logging
 
 import blackjax
 import flax.linen as nn
@@ -225,16 +224,8 @@ def test_flat_keywords_route_into_the_composed_options(blr):
     np.testing.assert_array_equal(weights(typed), weights(flat))
 
 
-def compiles(caplog, fn):
-    """The XLA compilations ``fn()`` triggers (jax's compile log)."""
-    caplog.clear()
-    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
-        out = fn()
-    return out, [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
-
-
 @pytest.mark.filterwarnings("ignore::bdl.DiagnosticsWarning")
-def test_a_repeated_sghmc_fit_compiles_nothing(caplog):
+def test_a_repeated_sghmc_fit_compiles_nothing(compilations):
     """Same model spec, likelihood, options, shapes and dtypes: the second fit and predict
     reuse every compiled program. The curvature, the step size and friction derived from it
     are arguments, not constants: new data of the same shape compiles nothing either."""
@@ -247,11 +238,11 @@ def test_a_repeated_sghmc_fit_compiles_nothing(caplog):
                        thinning=2, num_integration_steps=3)
         return post, np.asarray(post.predict(x).mean())
 
-    (first, mean), _ = compiles(caplog, lambda: run(x[:, 0]))
-    (second, again), log = compiles(caplog, lambda: run(x[:, 0]))
+    (first, mean), _ = compilations(lambda: run(x[:, 0]))
+    (second, again), log = compilations(lambda: run(x[:, 0]))
     assert log == []
     np.testing.assert_array_equal(again, mean)
     assert second.info["timing"]["compile_s"] < first.info["timing"]["compile_s"]
-    (other, _), log = compiles(caplog, lambda: run(2.0 * x[:, 1]))
+    (other, _), log = compilations(lambda: run(2.0 * x[:, 1]))
     assert log == []
     assert other.info["friction"] != first.info["friction"]
